@@ -1,0 +1,273 @@
+//! [`AwsError`]: an SDK or configuration failure, classified into the few kinds a user acts on
+//! differently (fix credentials, fix a name, wait, ...), with a help line for each. The shell side
+//! decides which argument the error points at; this module only says what went wrong.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// What kind of failure, as far as the user's next step is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No credentials could be found or loaded.
+    NoCredentials,
+    /// The named profile is not in the shared config or credentials files.
+    UnknownProfile,
+    /// No region is configured and the operation needs one.
+    NoRegion,
+    /// The caller is not allowed to do this, or its credentials were rejected.
+    AccessDenied,
+    /// The bucket, key, instance or other resource does not exist.
+    NotFound,
+    /// The request was malformed: a bad id, name or parameter.
+    InvalidInput,
+    /// The service asked us to slow down.
+    Throttled,
+    /// The request or connection timed out.
+    Timeout,
+    /// The network failed (connection refused or reset, DNS, TLS).
+    Network,
+    /// The caller interrupted the operation.
+    Interrupted,
+    /// Any other service error.
+    Service,
+}
+
+/// A classified AWS failure.
+#[derive(Debug)]
+pub struct AwsError {
+    pub kind: ErrorKind,
+    /// "S3 ListObjectsV2", "EC2 DescribeInstances", or "configuration".
+    pub operation: String,
+    /// The service's error code, when there was one (`NoSuchBucket`, `InvalidInstanceID.NotFound`).
+    pub code: Option<String>,
+    pub message: String,
+    /// The HTTP status of the failing response, when there was one.
+    pub status: Option<u16>,
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+const AUTH_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "AuthFailure",
+    "InvalidAccessKeyId",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "AllAccessDisabled",
+];
+
+impl AwsError {
+    pub fn new(kind: ErrorKind, operation: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            operation: operation.into(),
+            code: None,
+            message: message.into(),
+            status: None,
+            source: None,
+        }
+    }
+
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    pub fn interrupted(operation: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Interrupted, operation, "interrupted")
+    }
+
+    /// Classifies an SDK error of `operation` ("S3 ListObjectsV2").
+    pub fn from_sdk<E>(operation: &str, err: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        let status = match &err {
+            SdkError::ServiceError(e) => Some(e.raw().status().as_u16()),
+            SdkError::ResponseError(e) => Some(e.raw().status().as_u16()),
+            _ => None,
+        };
+        let (code, message) = match &err {
+            SdkError::ServiceError(e) => (
+                e.err().code().map(str::to_string),
+                e.err().message().map(str::to_string),
+            ),
+            _ => (None, None),
+        };
+        let chain = error_chain_text(&err);
+        let kind = match &err {
+            SdkError::TimeoutError(_) => ErrorKind::Timeout,
+            SdkError::DispatchFailure(d) if d.is_timeout() => ErrorKind::Timeout,
+            SdkError::DispatchFailure(d) if d.is_io() => ErrorKind::Network,
+            SdkError::ConstructionFailure(_) | SdkError::DispatchFailure(_)
+                if mentions_credentials(&chain) =>
+            {
+                ErrorKind::NoCredentials
+            }
+            SdkError::DispatchFailure(_) => ErrorKind::Network,
+            SdkError::ServiceError(_) | SdkError::ResponseError(_) => {
+                classify_code(code.as_deref(), status)
+            }
+            _ => ErrorKind::Service,
+        };
+        let message = message
+            .filter(|m| !m.is_empty())
+            .or_else(|| code.clone())
+            .unwrap_or_else(|| match (kind, status) {
+                (ErrorKind::NotFound, _) => "not found".to_string(),
+                (ErrorKind::AccessDenied, _) => "access denied".to_string(),
+                (_, Some(s)) => format!("HTTP {s}: {chain}"),
+                _ => chain.clone(),
+            });
+        Self {
+            kind,
+            operation: operation.to_string(),
+            code,
+            message,
+            status,
+            source: Some(Box::new(err)),
+        }
+    }
+
+    /// One line telling the user what to do next.
+    pub fn help(&self) -> String {
+        match self.kind {
+            ErrorKind::NoCredentials => "No AWS credentials were found. Run `^aws configure` or `^aws sso login`, set $env.AWS_PROFILE to a configured profile, or set $env.AWS_ACCESS_KEY_ID and $env.AWS_SECRET_ACCESS_KEY.".into(),
+            ErrorKind::UnknownProfile => "List the configured profiles with `open ~/.aws/config`, or set $env.AWS_CONFIG_FILE if they live elsewhere.".into(),
+            ErrorKind::NoRegion => "Pass --region, or set $env.AWS_REGION (for example `$env.AWS_REGION = 'us-east-1'`).".into(),
+            ErrorKind::AccessDenied => "The credentials in use are not allowed to do this. Check which identity is active with `^aws sts get-caller-identity`, and its IAM policy.".into(),
+            ErrorKind::NotFound => match self.code.as_deref() {
+                Some("NoSuchBucket") => "Check the bucket name; `aws s3 buckets` lists the buckets this identity can see.".into(),
+                Some("NoSuchKey") | None => "Check the key; `aws s3 ls` lists what is there.".into(),
+                Some(c) if c.starts_with("InvalidInstanceID") => "Check the instance id and the region; `aws ec2 instances` lists the instances of this region.".into(),
+                Some(_) => "Check the id and the region the command runs in (--region).".into(),
+            },
+            ErrorKind::InvalidInput => "Check the value of the argument this error points at.".into(),
+            ErrorKind::Throttled => "AWS is throttling these requests; wait a moment and retry, or lower the request rate.".into(),
+            ErrorKind::Timeout => "The request timed out; check the network or the endpoint ($env.AWS_ENDPOINT_URL), then retry.".into(),
+            ErrorKind::Network => "Could not reach the AWS endpoint; check the network, proxy settings and $env.AWS_ENDPOINT_URL.".into(),
+            ErrorKind::Interrupted => "The operation was interrupted.".into(),
+            ErrorKind::Service => "The service rejected the request; the message above is its own.".into(),
+        }
+    }
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) if !self.message.contains(code.as_str()) => {
+                write!(f, "{code}: {}", self.message)
+            }
+            _ => write!(f, "{}", self.message),
+        }
+    }
+}
+
+impl StdError for AwsError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+fn classify_code(code: Option<&str>, status: Option<u16>) -> ErrorKind {
+    match code {
+        Some(c) if THROTTLING_CODES.contains(&c) => ErrorKind::Throttled,
+        Some(c) if AUTH_CODES.contains(&c) => ErrorKind::AccessDenied,
+        Some(c)
+            if c.starts_with("NoSuch") || c.ends_with(".NotFound") || c == "NotFound" =>
+        {
+            ErrorKind::NotFound
+        }
+        Some(c)
+            if c.ends_with(".Malformed")
+                || c.starts_with("InvalidParameter")
+                || c == "InvalidBucketName"
+                || c == "InvalidArgument"
+                || c == "InvalidRequest"
+                || c == "MissingParameter"
+                || c == "ValidationError" =>
+        {
+            ErrorKind::InvalidInput
+        }
+        Some("RequestTimeout") | Some("RequestTimeoutException") => ErrorKind::Timeout,
+        _ => match status {
+            Some(404) => ErrorKind::NotFound,
+            Some(403) | Some(401) => ErrorKind::AccessDenied,
+            Some(429) | Some(503) => ErrorKind::Throttled,
+            _ => ErrorKind::Service,
+        },
+    }
+}
+
+fn mentions_credentials(chain: &str) -> bool {
+    let chain = chain.to_ascii_lowercase();
+    chain.contains("credential")
+}
+
+/// The error and all its sources, joined: the SDK nests the useful part several levels deep.
+pub fn error_chain_text(err: &(dyn StdError + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p == &text) {
+            parts.push(text);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_classified() {
+        assert_eq!(classify_code(Some("NoSuchBucket"), Some(404)), ErrorKind::NotFound);
+        assert_eq!(
+            classify_code(Some("InvalidInstanceID.NotFound"), Some(400)),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            classify_code(Some("InvalidInstanceID.Malformed"), Some(400)),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(classify_code(Some("SlowDown"), Some(503)), ErrorKind::Throttled);
+        assert_eq!(classify_code(Some("AccessDenied"), Some(403)), ErrorKind::AccessDenied);
+        assert_eq!(classify_code(None, Some(404)), ErrorKind::NotFound);
+        assert_eq!(classify_code(None, Some(500)), ErrorKind::Service);
+    }
+
+    #[test]
+    fn display_shows_code_once() {
+        let e = AwsError::new(ErrorKind::NotFound, "S3 ListObjectsV2", "The bucket does not exist")
+            .with_code("NoSuchBucket");
+        assert_eq!(e.to_string(), "NoSuchBucket: The bucket does not exist");
+        let e = AwsError::new(ErrorKind::NotFound, "S3 HeadObject", "NoSuchKey").with_code("NoSuchKey");
+        assert_eq!(e.to_string(), "NoSuchKey");
+    }
+}

@@ -1,0 +1,197 @@
+//! [`PageStream`]: a paginated listing as a stream of items, for consumers that pull one item at
+//! a time from a synchronous thread.
+//!
+//! A task on the shared runtime fetches pages and hands them over a channel with room for one
+//! page. It reserves that room *before* it fetches, so it is never more than one page ahead of
+//! the consumer: `first 3` on a listing of millions costs the page it reads plus at most one
+//! prefetched page, and memory stays bounded by two pages whatever the listing's length.
+//! Dropping the stream aborts the task, cancelling any request in flight.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::error::AwsError;
+use crate::runtime::runtime;
+
+/// The result of one page request: its items and the token of the next page, if any.
+pub type Page<T> = Result<(Vec<T>, Option<String>), AwsError>;
+
+/// What the consumer gets from [`PageStream::next_timeout`].
+#[derive(Debug)]
+pub enum Next<T> {
+    Item(T),
+    /// The listing failed; the stream ends after this.
+    Error(AwsError),
+    /// The listing is complete.
+    End,
+    /// Nothing arrived within the wait; ask again (after checking for Ctrl-C).
+    Pending,
+}
+
+/// A listing being fetched page by page in the background.
+pub struct PageStream<T> {
+    rx: mpsc::Receiver<Result<Vec<T>, AwsError>>,
+    current: std::vec::IntoIter<T>,
+    task: AbortHandle,
+    finished: bool,
+}
+
+impl<T: Send + 'static> PageStream<T> {
+    /// Starts fetching. `fetch(token)` gets `None` for the first page and the previous page's
+    /// continuation token after that; the listing ends when a page has no next token.
+    pub fn spawn<F, Fut>(mut fetch: F) -> Self
+    where
+        F: FnMut(Option<String>) -> Fut + Send + 'static,
+        Fut: Future<Output = Page<T>> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(1);
+        let task = runtime().spawn(async move {
+            let mut token: Option<String> = None;
+            loop {
+                // Wait for room first: this is what keeps us one page ahead, not more.
+                let Ok(permit) = tx.reserve().await else {
+                    return; // the consumer is gone
+                };
+                match fetch(token.take()).await {
+                    Ok((items, next)) => {
+                        permit.send(Ok(items));
+                        match next {
+                            Some(t) if !t.is_empty() => token = Some(t),
+                            _ => return,
+                        }
+                    }
+                    Err(err) => {
+                        permit.send(Err(err));
+                        return;
+                    }
+                }
+            }
+        });
+        Self {
+            rx,
+            current: Vec::new().into_iter(),
+            task: task.abort_handle(),
+            finished: false,
+        }
+    }
+
+    /// The next item, waiting at most `wait` for a page to arrive.
+    pub fn next_timeout(&mut self, wait: Duration) -> Next<T> {
+        loop {
+            if let Some(item) = self.current.next() {
+                return Next::Item(item);
+            }
+            if self.finished {
+                return Next::End;
+            }
+            let received = runtime().block_on(async {
+                // Built inside the runtime: a timer made outside it panics.
+                tokio::time::timeout(wait, self.rx.recv()).await
+            });
+            match received {
+                Err(_elapsed) => return Next::Pending,
+                Ok(None) => {
+                    self.finished = true;
+                    return Next::End;
+                }
+                Ok(Some(Ok(page))) => self.current = page.into_iter(),
+                Ok(Some(Err(err))) => {
+                    self.finished = true;
+                    return Next::Error(err);
+                }
+            }
+        }
+    }
+
+    /// Stops the background fetch now (also done on drop).
+    pub fn cancel(&mut self) {
+        self.task.abort();
+        self.finished = true;
+    }
+
+    /// Drains the whole listing (for short ones: regions, security groups of one id set).
+    pub fn collect_all(mut self, interrupt: &dyn crate::runtime::Interrupt) -> Result<Vec<T>, AwsError> {
+        let mut out = Vec::new();
+        loop {
+            match self.next_timeout(crate::runtime::INTERRUPT_POLL) {
+                Next::Item(item) => out.push(item),
+                Next::End => return Ok(out),
+                Next::Error(err) => return Err(err),
+                Next::Pending if interrupt.interrupted() => {
+                    return Err(AwsError::interrupted("listing"));
+                }
+                Next::Pending => {}
+            }
+        }
+    }
+}
+
+impl<T> Drop for PageStream<T> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::NoInterrupt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fake listing of `pages` pages of `per_page` numbers, counting the requests it serves.
+    fn counted_listing(pages: usize, per_page: usize, requests: Arc<AtomicUsize>) -> PageStream<usize> {
+        PageStream::spawn(move |token| {
+            let requests = requests.clone();
+            async move {
+                requests.fetch_add(1, Ordering::SeqCst);
+                let page: usize = token.map_or(0, |t| t.parse().unwrap_or(0));
+                let items = (page * per_page..(page + 1) * per_page).collect();
+                let next = (page + 1 < pages).then(|| (page + 1).to_string());
+                Ok((items, next))
+            }
+        })
+    }
+
+    #[test]
+    fn yields_every_item_in_order() {
+        let requests = Arc::new(AtomicUsize::new(0));
+        let all = counted_listing(5, 10, requests.clone()).collect_all(&NoInterrupt).unwrap();
+        assert_eq!(all, (0..50).collect::<Vec<_>>());
+        assert_eq!(requests.load(Ordering::SeqCst), 5);
+    }
+
+    #[test]
+    fn never_more_than_one_page_ahead() {
+        let requests = Arc::new(AtomicUsize::new(0));
+        let mut stream = counted_listing(1000, 10, requests.clone());
+        for expected in 0..3 {
+            match stream.next_timeout(Duration::from_secs(5)) {
+                Next::Item(i) => assert_eq!(i, expected),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // Give the producer every chance to run ahead.
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(requests.load(Ordering::SeqCst), 2);
+        drop(stream);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(requests.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn an_error_ends_the_stream() {
+        let mut stream: PageStream<u8> = PageStream::spawn(|token| async move {
+            match token {
+                None => Ok((vec![1], Some("next".into()))),
+                Some(_) => Err(AwsError::new(crate::ErrorKind::Service, "test", "boom")),
+            }
+        });
+        assert!(matches!(stream.next_timeout(Duration::from_secs(5)), Next::Item(1)));
+        assert!(matches!(stream.next_timeout(Duration::from_secs(5)), Next::Error(_)));
+        assert!(matches!(stream.next_timeout(Duration::from_secs(5)), Next::End));
+    }
+}

@@ -1,0 +1,194 @@
+//! Listings: buckets, and objects under a prefix (one level, with common prefixes as
+//! directories, or everything below). Each is a [`PageStream`] of rows shaped like Nushell's
+//! `ls`: `name`, `type`, `size`, `modified`, then `etag` and `storage_class`.
+//!
+//! Prefix semantics are S3's (and the AWS CLI's): `s3://b/data` matches `data/…` and `data.csv`;
+//! end the prefix with `/` to list inside a "directory" only.
+
+use crate::error::AwsError;
+use crate::pagination::PageStream;
+use crate::row::{Field, Row};
+use crate::s3::url::S3Url;
+use crate::session::Session;
+
+/// S3's own maximum page size, and its default.
+pub const MAX_KEYS: i32 = 1000;
+
+/// What to list.
+#[derive(Clone, Debug)]
+pub struct ListObjects {
+    pub url: S3Url,
+    /// Everything below the prefix, rather than one level.
+    pub recursive: bool,
+    /// Keys per request (1-1000).
+    pub page_size: i32,
+}
+
+impl ListObjects {
+    pub fn new(url: S3Url, recursive: bool) -> Self {
+        Self {
+            url,
+            recursive,
+            page_size: MAX_KEYS,
+        }
+    }
+}
+
+/// The buckets of the account: `name`, `type` ("bucket"), `region`, `created`.
+pub fn list_buckets(session: &Session) -> PageStream<Row> {
+    let client = session.s3().clone();
+    PageStream::spawn(move |token| {
+        let client = client.clone();
+        async move {
+            let out = client
+                .list_buckets()
+                .max_buckets(MAX_KEYS)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("S3 ListBuckets", e))?;
+            let rows = out
+                .buckets()
+                .iter()
+                .map(|b| {
+                    Row::new()
+                        .with("name", Field::text(b.name()))
+                        .with("region", Field::text(b.bucket_region()))
+                        .with("created", Field::time(b.creation_date()))
+                })
+                .collect();
+            Ok((rows, out.continuation_token().map(str::to_string)))
+        }
+    })
+}
+
+/// The objects (and, unless recursive, the common prefixes) under `request.url`.
+pub fn list_objects(session: &Session, request: ListObjects) -> PageStream<Row> {
+    let client = session.s3().clone();
+    PageStream::spawn(move |token| {
+        let client = client.clone();
+        let request = request.clone();
+        async move {
+            let mut call = client
+                .list_objects_v2()
+                .bucket(&request.url.bucket)
+                .max_keys(request.page_size.clamp(1, MAX_KEYS))
+                .set_continuation_token(token);
+            if !request.url.key.is_empty() {
+                call = call.prefix(&request.url.key);
+            }
+            if !request.recursive {
+                call = call.delimiter("/");
+            }
+            let out = call
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("S3 ListObjectsV2", e))?;
+            let files = out.contents().iter().map(|o| {
+                let key = o.key().unwrap_or_default();
+                (key, object_row(&request.url, o))
+            });
+            let dirs = out.common_prefixes().iter().filter_map(|p| {
+                let prefix = p.prefix()?;
+                Some((prefix, dir_row(&request.url, prefix)))
+            });
+            let rows = merge_by_key(files, dirs);
+            let next = if out.is_truncated() == Some(true) {
+                out.next_continuation_token().map(str::to_string)
+            } else {
+                None
+            };
+            Ok((rows, next))
+        }
+    })
+}
+
+fn object_row(url: &S3Url, o: &aws_sdk_s3::types::Object) -> Row {
+    Row::new()
+        .with("name", Field::Text(url.with_key(o.key().unwrap_or_default()).to_string()))
+        .with("type", Field::Text("file".into()))
+        .with("size", Field::bytes(o.size()))
+        .with("modified", Field::time(o.last_modified()))
+        .with("etag", Field::text(o.e_tag().map(unquote_etag)))
+        .with(
+            "storage_class",
+            Field::text(o.storage_class().map(|c| c.as_str())),
+        )
+}
+
+fn dir_row(url: &S3Url, prefix: &str) -> Row {
+    Row::new()
+        .with("name", Field::Text(url.with_key(prefix).to_string()))
+        .with("type", Field::Text("dir".into()))
+        .with("size", Field::Null)
+        .with("modified", Field::Null)
+        .with("etag", Field::Null)
+        .with("storage_class", Field::Null)
+}
+
+/// S3 returns objects and common prefixes as two sorted lists of one page; interleave them so
+/// the listing reads in key order, as S3 itself orders the pages.
+fn merge_by_key<'a>(
+    files: impl Iterator<Item = (&'a str, Row)>,
+    dirs: impl Iterator<Item = (&'a str, Row)>,
+) -> Vec<Row> {
+    let mut files = files.peekable();
+    let mut dirs = dirs.peekable();
+    let mut out = Vec::new();
+    loop {
+        let take_file = match (files.peek(), dirs.peek()) {
+            (Some((f, _)), Some((d, _))) => f <= d,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return out,
+        };
+        let next = if take_file { files.next() } else { dirs.next() };
+        if let Some((_, row)) = next {
+            out.push(row);
+        }
+    }
+}
+
+/// ETags come quoted on the wire (`"abc"`); the quotes are not part of the value.
+pub fn unquote_etag(etag: &str) -> &str {
+    etag.trim_matches('"')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str) -> Row {
+        Row::new().with("name", Field::Text(name.into()))
+    }
+
+    #[test]
+    fn pages_interleave_in_key_order() {
+        let files = vec![("a.txt", named("a.txt")), ("c.txt", named("c.txt"))];
+        let dirs = vec![("b/", named("b/")), ("d/", named("d/"))];
+        let merged = merge_by_key(files.into_iter(), dirs.into_iter());
+        let names: Vec<_> = merged
+            .iter()
+            .map(|r| r.get("name").and_then(Field::as_str).unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(names, ["a.txt", "b/", "c.txt", "d/"]);
+    }
+
+    #[test]
+    fn object_rows_are_shaped_like_ls() {
+        let o = aws_sdk_s3::types::Object::builder()
+            .key("logs/x.json")
+            .size(42)
+            .e_tag("\"abc\"")
+            .last_modified(aws_smithy_types::DateTime::from_secs(1_700_000_000))
+            .storage_class(aws_sdk_s3::types::ObjectStorageClass::Standard)
+            .build();
+        let row = object_row(&S3Url::new("b12", "logs/"), &o);
+        let cols: Vec<_> = row.columns.iter().map(|(n, _)| *n).collect();
+        assert_eq!(cols, ["name", "type", "size", "modified", "etag", "storage_class"]);
+        assert_eq!(row.get("name"), Some(&Field::Text("s3://b12/logs/x.json".into())));
+        assert_eq!(row.get("size"), Some(&Field::Bytes(42)));
+        assert_eq!(row.get("etag"), Some(&Field::Text("abc".into())));
+        assert_eq!(row.get("storage_class"), Some(&Field::Text("STANDARD".into())));
+    }
+}

@@ -1,0 +1,358 @@
+//! Sessions: the SDK configuration and clients for one (profile, region, endpoint, AWS
+//! environment), built once and reused by every command, so the process keeps one HTTP
+//! connection pool per client and resolves credentials once (the SDK caches them).
+//!
+//! The shell's environment is not the process environment: a user who writes
+//! `$env.AWS_PROFILE = 'prod'` has changed nothing the SDK would see. So callers pass the AWS part
+//! of their environment in a [`SessionSpec`], and aws-config reads that instead of the process's.
+//!
+//! Not here: which identity (account, ARN) a session resolves to; that is the cache's concern.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_types::os_shim_internal::{Env, Fs};
+use aws_types::region::Region;
+
+use crate::error::{AwsError, ErrorKind};
+use crate::runtime::{Interrupt, block_on};
+
+/// The variables aws-config reads besides the `AWS_*` family: where the home directory is.
+const HOME_VARS: &[&str] = &["HOME", "USERPROFILE", "HOMEDRIVE", "HOMEPATH"];
+
+/// Everything that decides which account, region and endpoint a request goes to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SessionSpec {
+    /// `--profile`, else `AWS_PROFILE` / `AWS_DEFAULT_PROFILE` from the environment.
+    pub profile: Option<String>,
+    /// `--region`, else `AWS_REGION` / `AWS_DEFAULT_REGION`, else the profile's region.
+    pub region: Option<String>,
+    /// `--endpoint-url`, else `AWS_ENDPOINT_URL`, else the profile's `endpoint_url`.
+    pub endpoint: Option<String>,
+    /// The AWS-related environment aws-config resolves against (credentials, config file paths,
+    /// SSO, web identity, ...).
+    pub env: BTreeMap<String, String>,
+}
+
+impl SessionSpec {
+    /// Builds a spec from the caller's environment variables, keeping only what aws-config reads.
+    pub fn from_env<I, K, V>(vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let env: BTreeMap<String, String> = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .filter(|(k, _)| k.starts_with("AWS_") || HOME_VARS.contains(&k.as_str()))
+            .collect();
+        let pick = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| env.get(*n).filter(|v| !v.is_empty()).cloned())
+        };
+        Self {
+            profile: pick(&["AWS_PROFILE", "AWS_DEFAULT_PROFILE"]),
+            region: pick(&["AWS_REGION", "AWS_DEFAULT_REGION"]),
+            endpoint: pick(&["AWS_ENDPOINT_URL"]),
+            env,
+        }
+    }
+
+    pub fn with_profile(mut self, profile: Option<String>) -> Self {
+        if profile.is_some() {
+            self.profile = profile;
+        }
+        self
+    }
+
+    pub fn with_region(mut self, region: Option<String>) -> Self {
+        if region.is_some() {
+            self.region = region;
+        }
+        self
+    }
+
+    pub fn with_endpoint(mut self, endpoint: Option<String>) -> Self {
+        if endpoint.is_some() {
+            self.endpoint = endpoint;
+        }
+        self
+    }
+
+    fn sdk_env(&self) -> Env {
+        let map: HashMap<String, String> = self.env.clone().into_iter().collect();
+        Env::from(map)
+    }
+}
+
+/// Retry and timeout policy of every client (SDK standard retry mode: the adaptive control of
+/// concurrency belongs to nuaws's own engine, not stacked inside the SDK).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientSettings {
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    pub connect_timeout: Duration,
+    /// Limit on one attempt (a stalled server does not hang a command).
+    pub attempt_timeout: Duration,
+    /// Limit on a whole operation, retries included.
+    pub operation_timeout: Duration,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            connect_timeout: Duration::from_millis(3100),
+            attempt_timeout: Duration::from_secs(30),
+            operation_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+/// The SDK configuration and clients of one [`SessionSpec`].
+pub struct Session {
+    pub spec: SessionSpec,
+    config: SdkConfig,
+    s3: OnceLock<aws_sdk_s3::Client>,
+    ec2: OnceLock<aws_sdk_ec2::Client>,
+}
+
+impl Session {
+    /// The region requests go to, when one is configured anywhere.
+    pub fn region(&self) -> Option<&str> {
+        self.config.region().map(Region::as_ref)
+    }
+
+    /// The region, or an error saying how to set one.
+    pub fn require_region(&self, operation: &str) -> Result<&str, AwsError> {
+        self.region().ok_or_else(|| {
+            AwsError::new(
+                ErrorKind::NoRegion,
+                operation,
+                "no AWS region is configured",
+            )
+        })
+    }
+
+    pub fn endpoint(&self) -> Option<&str> {
+        self.config.endpoint_url()
+    }
+
+    pub fn sdk_config(&self) -> &SdkConfig {
+        &self.config
+    }
+
+    /// The S3 client. Without a configured region S3 still works for global calls, so it falls
+    /// back to us-east-1 as the AWS CLI does. A custom endpoint (moto, MinIO, LocalStack) gets
+    /// path-style addressing, since `bucket.localhost` rarely resolves.
+    pub fn s3(&self) -> &aws_sdk_s3::Client {
+        self.s3.get_or_init(|| {
+            let mut builder = aws_sdk_s3::config::Builder::from(&self.config);
+            if self.config.region().is_none() {
+                builder = builder.region(Region::from_static("us-east-1"));
+            }
+            if self.config.endpoint_url().is_some() {
+                builder = builder.force_path_style(true);
+            }
+            aws_sdk_s3::Client::from_conf(builder.build())
+        })
+    }
+
+    /// The EC2 client; EC2 is regional, so this needs a region.
+    pub fn ec2(&self) -> Result<&aws_sdk_ec2::Client, AwsError> {
+        self.require_region("EC2")?;
+        Ok(self
+            .ec2
+            .get_or_init(|| aws_sdk_ec2::Client::new(&self.config)))
+    }
+}
+
+/// All sessions of the process, keyed by spec.
+#[derive(Default)]
+pub struct Sessions {
+    settings: ClientSettings,
+    sessions: Mutex<HashMap<SessionSpec, Arc<Session>>>,
+}
+
+impl Sessions {
+    pub fn new(settings: ClientSettings) -> Self {
+        Self {
+            settings,
+            sessions: Mutex::default(),
+        }
+    }
+
+    /// The session for `spec`, built on first use.
+    pub fn get(&self, spec: &SessionSpec, interrupt: &dyn Interrupt) -> Result<Arc<Session>, AwsError> {
+        if let Some(session) = self.lock().get(spec) {
+            return Ok(session.clone());
+        }
+        let session = Arc::new(self.build(spec, interrupt)?);
+        // Two threads may have built one each; keep the first so every caller shares a pool.
+        Ok(self
+            .lock()
+            .entry(spec.clone())
+            .or_insert(session)
+            .clone())
+    }
+
+    /// Every session built so far.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionSpec, Arc<Session>>> {
+        // A panic while holding this lock cannot leave the map half-written: recover it.
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn build(&self, spec: &SessionSpec, interrupt: &dyn Interrupt) -> Result<Session, AwsError> {
+        let env = spec.sdk_env();
+        let settings = &self.settings;
+        let config = block_on(interrupt, async {
+            if let Some(profile) = &spec.profile {
+                check_profile_exists(&env, profile).await?;
+            }
+            let mut loader = aws_config::defaults(BehaviorVersion::latest())
+                .env(env.clone())
+                .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts))
+                .timeout_config(
+                    TimeoutConfig::builder()
+                        .connect_timeout(settings.connect_timeout)
+                        .operation_attempt_timeout(settings.attempt_timeout)
+                        .operation_timeout(settings.operation_timeout)
+                        .build(),
+                );
+            if let Some(profile) = &spec.profile {
+                loader = loader.profile_name(profile);
+            }
+            if let Some(region) = &spec.region {
+                loader = loader.region(Region::new(region.clone()));
+            }
+            if let Some(endpoint) = &spec.endpoint {
+                loader = loader.endpoint_url(endpoint);
+            }
+            Ok::<_, AwsError>(loader.load().await)
+        })
+        .map_err(|_| AwsError::interrupted("loading AWS configuration"))??;
+        Ok(Session {
+            spec: spec.clone(),
+            config,
+            s3: OnceLock::new(),
+            ec2: OnceLock::new(),
+        })
+    }
+}
+
+/// The profile names of the shared config and credentials files, as aws-config reads them for
+/// this environment (for completions and for checking a `--profile`).
+pub async fn profile_names(env_vars: &BTreeMap<String, String>) -> Result<Vec<String>, AwsError> {
+    let env = Env::from(env_vars.clone().into_iter().collect::<HashMap<_, _>>());
+    let set = load_profiles(&env, None).await?;
+    let mut names: Vec<String> = set.profiles().map(str::to_string).collect();
+    names.sort();
+    Ok(names)
+}
+
+async fn load_profiles(
+    env: &Env,
+    selected: Option<Cow<'static, str>>,
+) -> Result<aws_config::profile::ProfileSet, AwsError> {
+    aws_config::profile::load(&Fs::real(), env, &Default::default(), selected)
+        .await
+        .map_err(|err| {
+            AwsError::new(
+                ErrorKind::UnknownProfile,
+                "configuration",
+                format!("cannot read the AWS config files: {err}"),
+            )
+        })
+}
+
+async fn check_profile_exists(env: &Env, profile: &str) -> Result<(), AwsError> {
+    let set = load_profiles(env, Some(Cow::Owned(profile.to_string()))).await?;
+    if set.get_profile(profile).is_some() {
+        return Ok(());
+    }
+    let mut known: Vec<&str> = set.profiles().collect();
+    known.sort();
+    let known = if known.is_empty() {
+        "no profiles are configured".to_string()
+    } else {
+        format!("configured profiles: {}", known.join(", "))
+    };
+    Err(AwsError::new(
+        ErrorKind::UnknownProfile,
+        "configuration",
+        format!("the AWS profile `{profile}` does not exist ({known})"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_reads_only_aws_variables_and_prefers_flags() {
+        let spec = SessionSpec::from_env([
+            ("AWS_PROFILE", "dev"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("HOME", "/home/u"),
+            ("PATH", "/bin"),
+        ]);
+        assert_eq!(spec.profile.as_deref(), Some("dev"));
+        assert_eq!(spec.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(spec.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+        assert!(!spec.env.contains_key("PATH"));
+        assert!(spec.env.contains_key("HOME"));
+        let spec = spec
+            .with_profile(Some("prod".into()))
+            .with_region(None)
+            .with_region(Some("us-west-2".into()));
+        assert_eq!(spec.profile.as_deref(), Some("prod"));
+        assert_eq!(spec.region.as_deref(), Some("us-west-2"));
+    }
+
+    #[test]
+    fn aws_region_wins_over_default_region() {
+        let spec = SessionSpec::from_env([("AWS_DEFAULT_REGION", "a"), ("AWS_REGION", "b")]);
+        assert_eq!(spec.region.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn an_unknown_profile_is_reported_with_the_known_ones() {
+        let dir = std::env::temp_dir().join(format!("nuaws-profiles-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config");
+        std::fs::write(&config, "[default]\nregion = us-east-1\n[profile dev]\nregion = eu-west-1\n").unwrap();
+        let spec = SessionSpec::from_env([
+            ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+            ("AWS_SHARED_CREDENTIALS_FILE", dir.join("none").to_str().unwrap()),
+            ("AWS_PROFILE", "nope"),
+        ]);
+        let err = match Sessions::default().get(&spec, &crate::runtime::NoInterrupt) {
+            Err(err) => err,
+            Ok(_) => panic!("an unknown profile must not build a session"),
+        };
+        assert_eq!(err.kind, ErrorKind::UnknownProfile);
+        assert!(err.message.contains("`nope`"), "{}", err.message);
+        assert!(err.message.contains("dev"), "{}", err.message);
+
+        let spec = spec.with_profile(Some("dev".into()));
+        let session = Sessions::default().get(&spec, &crate::runtime::NoInterrupt).unwrap();
+        assert_eq!(session.region(), Some("eu-west-1"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

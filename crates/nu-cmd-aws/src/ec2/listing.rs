@@ -1,0 +1,168 @@
+//! The shared implementation of the EC2 listing commands: ids as arguments, server-side filters
+//! as a record, results streamed page by page. Each command's file holds only its [`ListingSpec`].
+
+use std::sync::Arc;
+
+use aws_core::ec2::{self, Filter, ListRequest, Listing};
+use nu_engine::command_prelude::*;
+
+use crate::context::{AwsContext, CallSession, session_flags};
+use crate::errors::{ErrorSpans, to_shell_error};
+use crate::stream::RowStream;
+
+/// What distinguishes one listing command from another.
+pub struct ListingSpec {
+    pub name: &'static str,
+    pub listing: Listing,
+    pub description: &'static str,
+    pub extra_description: &'static str,
+    pub search_terms: &'static [&'static str],
+    /// What the positional ids are ("instance ids"), or `None` when the listing takes none.
+    pub ids: Option<&'static str>,
+    /// Whether `--owner` applies (images, snapshots).
+    pub owners: bool,
+    pub examples: &'static [(&'static str, &'static str)],
+}
+
+#[derive(Clone)]
+pub struct Ec2List {
+    pub ctx: Arc<AwsContext>,
+    pub spec: &'static ListingSpec,
+}
+
+impl Command for Ec2List {
+    fn name(&self) -> &str {
+        self.spec.name
+    }
+
+    fn signature(&self) -> Signature {
+        let mut sig = session_flags(Signature::build(self.spec.name))
+            .input_output_types(vec![(Type::Nothing, Type::table())])
+            .category(Category::Custom("aws".into()));
+        if let Some(ids) = self.spec.ids {
+            sig = sig
+                .rest("ids", SyntaxShape::String, format!("Only these {ids}."))
+                .named(
+                    "filter",
+                    SyntaxShape::Record(Vec::new().into()),
+                    "Server-side filters, e.g. {instance-state-name: running, 'tag:Team': [a b]}.",
+                    Some('f'),
+                );
+        }
+        if self.spec.owners {
+            sig = sig.named(
+                "owner",
+                SyntaxShape::List(Box::new(SyntaxShape::String)),
+                "Owners: account ids, or self, amazon, aws-marketplace (default: self).",
+                None,
+            );
+        }
+        if matches!(self.spec.listing, Listing::Regions) {
+            sig = sig.switch("all", "Include regions that are not enabled for the account.", None);
+        }
+        sig
+    }
+
+    fn description(&self) -> &str {
+        self.spec.description
+    }
+
+    fn extra_description(&self) -> &str {
+        self.spec.extra_description
+    }
+
+    fn search_terms(&self) -> Vec<&str> {
+        self.spec.search_terms.to_vec()
+    }
+
+    fn examples(&self) -> Vec<Example<'_>> {
+        self.spec
+            .examples
+            .iter()
+            .map(|(description, example)| Example {
+                description,
+                example,
+                result: None,
+            })
+            .collect()
+    }
+
+    fn run(
+        &self,
+        engine_state: &EngineState,
+        stack: &mut Stack,
+        call: &Call,
+        _input: PipelineData,
+    ) -> Result<PipelineData, ShellError> {
+        let ids: Vec<Spanned<String>> = if self.spec.ids.is_some() {
+            call.rest(engine_state, stack, 0)?
+        } else {
+            vec![]
+        };
+        let filters = match call.get_flag::<Value>(engine_state, stack, "filter")? {
+            Some(record) => filters_from_record(&record)?,
+            None => vec![],
+        };
+        let owners: Vec<String> = if self.spec.owners {
+            call.get_flag(engine_state, stack, "owner")?.unwrap_or_default()
+        } else {
+            vec![]
+        };
+        let all_regions = matches!(self.spec.listing, Listing::Regions)
+            && call.has_flag(engine_state, stack, "all")?;
+        let cs = CallSession::resolve(&self.ctx, engine_state, stack, call)?;
+        let request = ListRequest {
+            listing: self.spec.listing,
+            ids: ids.iter().map(|id| id.item.clone()).collect(),
+            filters,
+            owners,
+            all_regions,
+        };
+        let pages = ec2::list(&cs.session, request).map_err(|err| to_shell_error(err, &cs.spans))?;
+        let ids = IdSpans { ids, spans: cs.spans };
+        RowStream::new(pages, call.head, cs.spans, cs.signals.clone())
+            .with_errors(move |err| ids.to_shell_error(err))
+            .into_pipeline_data()
+    }
+}
+
+/// Re-points a "no such id" error at the argument that named the id.
+pub(crate) struct IdSpans {
+    pub ids: Vec<Spanned<String>>,
+    pub spans: ErrorSpans,
+}
+
+impl IdSpans {
+    /// The span of the id `err` complains about, if one of ours.
+    pub fn span_of(&self, err: &aws_core::AwsError) -> Option<Span> {
+        let bad = ec2::offending_id(err)?;
+        self.ids.iter().find(|id| id.item == bad).map(|id| id.span)
+    }
+
+    /// Converts an AWS error, pointing at the offending id when there is one.
+    pub fn to_shell_error(&self, err: aws_core::AwsError) -> ShellError {
+        let target = self.span_of(&err).or_else(|| self.ids.first().map(|id| id.span));
+        to_shell_error(err, &ErrorSpans { target, ..self.spans })
+    }
+}
+
+/// `{name: value}` or `{name: [values]}` as EC2 filters.
+pub(crate) fn filters_from_record(value: &Value) -> Result<Vec<Filter>, ShellError> {
+    let record = value.as_record()?;
+    record
+        .iter()
+        .map(|(name, v)| {
+            let values = match v {
+                Value::List { vals, .. } => vals
+                    .iter()
+                    .map(|x| x.coerce_string())
+                    .collect::<Result<Vec<_>, _>>()?,
+                other => vec![other.coerce_string()?],
+            };
+            Ok(Filter {
+                name: name.clone(),
+                values,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,52 @@
+//! The `aws ec2` commands: listings of instances and the resources around them (one command per
+//! file, sharing [`listing`]), and the instance state changes start, stop and terminate (sharing
+//! [`state`]).
+
+mod ec2_;
+mod images;
+mod instances;
+mod listing;
+mod regions;
+mod security_groups;
+mod snapshots;
+mod start;
+mod state;
+mod stop;
+mod subnets;
+mod terminate;
+mod volumes;
+mod vpcs;
+
+use std::sync::Arc;
+
+use nu_engine::command_prelude::*;
+
+use crate::context::AwsContext;
+
+pub use ec2_::Ec2;
+pub use listing::{Ec2List, ListingSpec};
+pub use state::{Ec2StateChange, StateChangeSpec};
+
+pub(crate) fn add_commands(working_set: &mut StateWorkingSet, ctx: &Arc<AwsContext>) {
+    for spec in [
+        &instances::SPEC,
+        &security_groups::SPEC,
+        &vpcs::SPEC,
+        &subnets::SPEC,
+        &volumes::SPEC,
+        &snapshots::SPEC,
+        &images::SPEC,
+        &regions::SPEC,
+    ] {
+        working_set.add_decl(Box::new(Ec2List {
+            ctx: ctx.clone(),
+            spec,
+        }));
+    }
+    for spec in [&start::SPEC, &stop::SPEC, &terminate::SPEC] {
+        working_set.add_decl(Box::new(Ec2StateChange {
+            ctx: ctx.clone(),
+            spec,
+        }));
+    }
+}

@@ -1,0 +1,50 @@
+//! `nu-cmd-aws`: the AWS commands of nuaws as native Nushell commands, built on `aws-core`.
+//!
+//! One command per file, grouped by service (`s3/`, `ec2/`), as in nushell's `nu-command`. The
+//! shared pieces are [`context`] (the process-wide [`AwsContext`]: sessions; and how a command
+//! finds its profile, region and endpoint), [`values`] (rows to Nushell values), [`stream`]
+//! (paginated listings as interruptible `ListStream`s) and [`errors`] (AWS failures as Nushell
+//! errors that point at the offending argument).
+//!
+//! Not here: talking to AWS (that is `aws-core`) or booting the shell (that is the `nuaws` binary).
+
+pub mod context;
+pub mod ec2;
+pub mod errors;
+mod external;
+pub mod s3;
+pub mod stream;
+pub mod values;
+
+mod aws_;
+
+use std::sync::Arc;
+
+use nu_protocol::engine::{EngineState, StateWorkingSet};
+
+pub use context::AwsContext;
+
+/// Adds every AWS command to `engine_state`, sharing one [`AwsContext`].
+pub fn add_aws_context(engine_state: EngineState) -> EngineState {
+    add_aws_context_with(engine_state, Arc::new(AwsContext::default()))
+}
+
+/// As [`add_aws_context`], with a given context (tests share one to observe it).
+pub fn add_aws_context_with(mut engine_state: EngineState, ctx: Arc<AwsContext>) -> EngineState {
+    let delta = {
+        let mut working_set = StateWorkingSet::new(&engine_state);
+        macro_rules! bind {
+            ( $( $command:expr ),* $(,)? ) => {
+                $( working_set.add_decl(Box::new($command)); )*
+            };
+        }
+        bind!(aws_::Aws, s3::S3, ec2::Ec2);
+        s3::add_commands(&mut working_set, &ctx);
+        ec2::add_commands(&mut working_set, &ctx);
+        working_set.render()
+    };
+    if let Err(err) = engine_state.merge_delta(delta) {
+        eprintln!("Error creating the AWS commands: {err:?}");
+    }
+    engine_state
+}

@@ -1,0 +1,87 @@
+//! The `aws s3` commands. Every S3 location is an `s3://bucket/key` URL; commands that take many
+//! take them as arguments or from the pipeline (strings, or the rows of `aws s3 ls`).
+
+mod buckets;
+mod head;
+mod ls;
+mod open;
+mod rm;
+mod s3_;
+mod save;
+
+use std::sync::Arc;
+
+use aws_core::s3::S3Url;
+use nu_engine::command_prelude::*;
+
+use crate::context::AwsContext;
+use crate::errors::url_error;
+
+pub use buckets::S3Buckets;
+pub use head::S3Head;
+pub use ls::S3Ls;
+pub use open::S3Open;
+pub use rm::S3Rm;
+pub use s3_::S3;
+pub use save::S3Save;
+
+pub(crate) fn add_commands(working_set: &mut StateWorkingSet, ctx: &Arc<AwsContext>) {
+    let ctx = || ctx.clone();
+    working_set.add_decl(Box::new(S3Buckets { ctx: ctx() }));
+    working_set.add_decl(Box::new(S3Ls { ctx: ctx() }));
+    working_set.add_decl(Box::new(S3Open { ctx: ctx() }));
+    working_set.add_decl(Box::new(S3Save { ctx: ctx() }));
+    working_set.add_decl(Box::new(S3Head { ctx: ctx() }));
+    working_set.add_decl(Box::new(S3Rm { ctx: ctx() }));
+}
+
+/// Parses a URL argument, pointing an error at the offending part of it.
+pub(crate) fn parse_url(arg: &Spanned<String>) -> Result<S3Url, ShellError> {
+    S3Url::parse(&arg.item).map_err(|err| url_error(err, arg))
+}
+
+/// S3 URLs from the call's arguments, or else from the pipeline: strings, or records with a
+/// `name` column (the rows of `aws s3 ls`). Directory rows (`type` = dir) are skipped.
+pub(crate) fn urls_from_args_or_input(
+    args: Vec<Spanned<String>>,
+    input: PipelineData,
+    head: Span,
+) -> Result<Box<dyn Iterator<Item = Result<Spanned<String>, ShellError>> + Send>, ShellError> {
+    if !args.is_empty() {
+        return Ok(Box::new(args.into_iter().map(Ok)));
+    }
+    match input {
+        PipelineData::Empty => Err(ShellError::MissingParameter {
+            param_name: "an s3:// URL (as an argument or from the pipeline)".into(),
+            span: head,
+        }),
+        input => Ok(Box::new(input.into_iter().filter_map(url_of_value))),
+    }
+}
+
+pub(crate) fn url_of_value(value: Value) -> Option<Result<Spanned<String>, ShellError>> {
+    let span = value.span();
+    match value {
+        Value::String { val, .. } => Some(Ok(Spanned { item: val, span })),
+        Value::Record { val, .. } => {
+            if val.get("type").and_then(|t| t.as_str().ok()) == Some("dir") {
+                return None;
+            }
+            match val.get("name") {
+                Some(Value::String { val, .. }) => Some(Ok(Spanned { item: val.clone(), span })),
+                _ => Some(Err(ShellError::CantFindColumn {
+                    col_name: "name".into(),
+                    span: None,
+                    src_span: span,
+                })),
+            }
+        }
+        Value::Error { error, .. } => Some(Err(*error)),
+        other => Some(Err(ShellError::OnlySupportsThisInputType {
+            exp_input_type: "string or record with a name column".into(),
+            wrong_type: other.get_type().to_string(),
+            dst_span: span,
+            src_span: other.span(),
+        })),
+    }
+}

@@ -1,0 +1,806 @@
+#!/usr/bin/env python3
+"""Fake-AWS test harness for nuaws: a local moto server plus boto3 helpers.
+
+What it is for
+    nuaws's Rust integration tests and the README demo need an S3/EC2 endpoint
+    on loopback with known contents. This script starts one (moto), fills it
+    with many objects/instances, and lists what is there through boto3 so the
+    tests can compare nuaws's output with an independent reference client. It
+    can also log every request the server handles, so tests can assert how
+    many API calls nuaws made (e.g. one ListObjectsV2 per 1000 keys).
+
+What it is not for
+    It never talks to real AWS: endpoints are expected to be loopback URLs and
+    the credentials are dummies. It is not a benchmark of nuaws (moto is the
+    bottleneck), not a general moto wrapper, and it only knows the handful of
+    S3/EC2 operations the tests need. Run it with the venv python created by
+    tests/support/setup-venv.sh (needs moto[server] and boto3).
+
+Subcommands (each prints JSON on stdout; diagnostics go to stderr):
+    serve           run moto on 127.0.0.1:<free port> until SIGTERM/SIGINT or
+                    until stdin (when it is a pipe) reaches EOF
+    seed-s3         create a bucket with N small objects over many prefixes
+    list-s3         list a bucket with boto3 (reference listing)
+    seed-ec2        launch N tagged instances, every 10th one stopped
+    list-ec2        list all instances with boto3 (reference listing)
+    seed-examples   the bucket and resources the examples of nuaws's commands use
+    make-user       an IAM user with a key and no permissions (access-denied tests)
+    count-requests  count lines of a `serve --log-requests` log
+    reset           wipe all moto state (POST /moto-api/reset)
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import signal
+import stat
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable
+
+DEFAULT_REGION = "us-east-1"
+
+# Instance types cycled over by seed-ec2 (instance i gets TYPES[i % 3]) so
+# that listings have something to group by.
+INSTANCE_TYPES = ("t3.micro", "t3.small", "m5.large")
+
+
+# --------------------------------------------------------------------------
+# Shared helpers
+# --------------------------------------------------------------------------
+
+
+def _dummy_credentials() -> None:
+    """Make boto3 work without any AWS configuration on the machine.
+
+    Only fills in what is missing, so a caller may still pass its own dummy
+    values (e.g. to match keys a test gives nuaws). The metadata service is
+    disabled so that botocore never probes 169.254.169.254.
+    """
+    # A named profile that does not exist here would make boto3 fail before
+    # any request; the harness never needs one.
+    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        os.environ.pop(var, None)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", DEFAULT_REGION)
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+
+_session_lock = threading.Lock()
+_session: Any = None
+
+
+def _client(service: str, endpoint: str, region: str, pool: int = 10) -> Any:
+    """A boto3 client for `service` pointed at the local endpoint.
+
+    All clients come from one shared session, so botocore loads each service
+    model once (a fresh session costs ~0.2 s per EC2 client). Creating clients
+    from a session is not thread-safe, hence the lock; using them is.
+    """
+    global _session
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        region_name=region,
+        s3={"addressing_style": "path"},  # bucket in the path, not the host
+        max_pool_connections=pool,
+        retries={"max_attempts": 3, "mode": "standard"},
+        connect_timeout=10,
+        read_timeout=120,
+    )
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session(
+                aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+                aws_session_token=os.environ.get("AWS_SESSION_TOKEN"),
+                region_name=region,
+            )
+        return _session.client(service, endpoint_url=endpoint, config=config)
+
+
+def _emit(value: Any) -> None:
+    """Print one JSON document on stdout and flush (callers may be waiting)."""
+    sys.stdout.write(json.dumps(value) + "\n")
+    sys.stdout.flush()
+
+
+def _iso(dt: Any) -> str | None:
+    """ISO 8601 with offset, e.g. 2026-11-24T00:55:01+00:00 (None passes)."""
+    return dt.isoformat() if dt is not None else None
+
+
+def _parallel(workers: int, items: Iterable[Any], fn: Callable[[Any], Any]) -> list:
+    """Run fn over items in a thread pool; re-raises the first failure."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
+
+
+def _chunks(seq: list, size: int) -> list[list]:
+    return [seq[i : i + size] for i in range(0, len(seq), size)]
+
+
+# --------------------------------------------------------------------------
+# serve: moto behind a request-logging WSGI middleware
+# --------------------------------------------------------------------------
+
+
+def _guess_s3_operation(method: str, path: str, query: dict, environ: dict) -> str:
+    """Name the S3 REST operation of a path-style request (best effort).
+
+    Only the operations nuaws and the harness use are distinguished; anything
+    else is reported as "S3:<METHOD>" so it still shows up in counts.
+    """
+    # Virtual-host style (<bucket>.localhost) puts the bucket in the Host.
+    host = environ.get("HTTP_HOST", "").split(":")[0]
+    parts = [p for p in path.split("/") if p] if path else []
+    if host.endswith(".localhost"):
+        parts = [host[: -len(".localhost")]] + parts
+    has = query.__contains__
+
+    if not parts:  # service level
+        return "ListBuckets" if method == "GET" else f"S3:{method}"
+    if len(parts) == 1:  # bucket level
+        if method == "GET":
+            if has("list-type") and query["list-type"] == ["2"]:
+                return "ListObjectsV2"
+            for sub, op in (
+                ("versions", "ListObjectVersions"),
+                ("uploads", "ListMultipartUploads"),
+                ("location", "GetBucketLocation"),
+                ("tagging", "GetBucketTagging"),
+                ("policy", "GetBucketPolicy"),
+                ("versioning", "GetBucketVersioning"),
+                ("acl", "GetBucketAcl"),
+            ):
+                if has(sub):
+                    return op
+            return "ListObjects"
+        if method == "HEAD":
+            return "HeadBucket"
+        if method == "PUT":
+            return "PutBucketTagging" if has("tagging") else "CreateBucket"
+        if method == "DELETE":
+            return "DeleteBucket"
+        if method == "POST" and has("delete"):
+            return "DeleteObjects"
+        return f"S3:{method}"
+    # object level
+    if method == "GET":
+        if has("tagging"):
+            return "GetObjectTagging"
+        if has("uploadId"):
+            return "ListParts"
+        return "GetObject"
+    if method == "HEAD":
+        return "HeadObject"
+    if method == "PUT":
+        if has("uploadId") and has("partNumber"):
+            if "HTTP_X_AMZ_COPY_SOURCE" in environ:
+                return "UploadPartCopy"
+            return "UploadPart"
+        if has("tagging"):
+            return "PutObjectTagging"
+        if "HTTP_X_AMZ_COPY_SOURCE" in environ:
+            return "CopyObject"
+        return "PutObject"
+    if method == "DELETE":
+        return "AbortMultipartUpload" if has("uploadId") else "DeleteObject"
+    if method == "POST":
+        if has("uploads"):
+            return "CreateMultipartUpload"
+        if has("uploadId"):
+            return "CompleteMultipartUpload"
+    return f"S3:{method}"
+
+
+def _service_from_auth(environ: dict) -> str | None:
+    """The service name in a SigV4 credential scope, e.g. "s3" or "ec2"."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    marker = "Credential="
+    if marker not in auth:
+        return None
+    scope = auth.split(marker, 1)[1].split(",", 1)[0].split("/")
+    # <key id>/<date>/<region>/<service>/aws4_request
+    return scope[3] if len(scope) >= 5 else None
+
+
+class RequestLogger:
+    """WSGI middleware appending one JSON line per request to a file.
+
+    Each line: {"method", "path" (request target: path?query as sent),
+    "service" (SigV4 scope, null if unsigned), "op", "status", "ts"}.
+    `op` is the API operation: `Action` for query-protocol services such as
+    EC2 (from the query string or the form-encoded POST body), the
+    `X-Amz-Target` suffix for JSON services, and a guess from method, path
+    and sub-resources for S3's REST API.
+
+    The line is written before the response body goes out, so once a client
+    has its response the line is in the file. The file is opened with
+    O_APPEND, so a test may truncate it at any time to start a fresh count.
+    """
+
+    def __init__(self, app: Callable, path: str) -> None:
+        self.app = app
+        self.enabled = False  # switched on once the readiness probe is done
+        self._lock = threading.Lock()
+        self._file = open(path, "a", buffering=1, encoding="utf-8")
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+    @staticmethod
+    def _buffer_form_body(environ: dict) -> dict:
+        """Read a form-encoded body (EC2 query API) and put it back.
+
+        moto reads wsgi.input itself afterwards, so the stream is replaced by
+        a BytesIO holding the same bytes and CONTENT_LENGTH is set to match.
+        """
+        ctype = environ.get("CONTENT_TYPE", "")
+        if environ.get("REQUEST_METHOD") != "POST" or not ctype.startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            return {}
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or -1)
+        except ValueError:
+            length = -1
+        if length >= 0:
+            body = environ["wsgi.input"].read(length)
+        elif environ.get("wsgi.input_terminated"):  # chunked: read to the end
+            body = environ["wsgi.input"].read()
+        else:
+            return {}  # unknown length: leave the stream alone
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        return urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+
+    def _describe(self, environ: dict) -> dict:
+        method = environ.get("REQUEST_METHOD", "")
+        path = environ.get("PATH_INFO", "")
+        qs = environ.get("QUERY_STRING", "")
+        query = urllib.parse.parse_qs(qs, keep_blank_values=True)
+        service = _service_from_auth(environ)
+        form = self._buffer_form_body(environ)
+        target = environ.get("HTTP_X_AMZ_TARGET")
+
+        if path.startswith("/moto-api"):
+            op = "MotoApi"
+        elif "Action" in query:
+            op = query["Action"][0]
+        elif "Action" in form:
+            op = form["Action"][0]
+        elif target:
+            op = target.rsplit(".", 1)[-1]
+        elif service in (None, "s3"):
+            op = _guess_s3_operation(method, path, query, environ)
+        else:
+            op = f"{service}:{method}"
+        return {
+            "method": method,
+            # The request target as sent (still percent-encoded).
+            "path": environ.get("REQUEST_URI") or path + ("?" + qs if qs else ""),
+            "service": service,
+            "op": op,
+        }
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if not self.enabled:
+            return self.app(environ, start_response)
+        entry = self._describe(environ)
+        status: list[str] = []
+
+        def recording_start_response(s: str, headers: list, *exc: Any) -> Any:
+            status.append(s)
+            return start_response(s, headers, *exc)
+
+        try:
+            return self.app(environ, recording_start_response)
+        finally:
+            entry["status"] = int(status[-1].split()[0]) if status else None
+            entry["ts"] = round(time.time(), 6)
+            with self._lock:
+                if not self._file.closed:
+                    self._file.write(json.dumps(entry) + "\n")
+
+
+def _stdin_is_pipe() -> bool:
+    """True when stdin is a pipe or socket, i.e. EOF means the parent is gone.
+
+    /dev/null (background jobs, CI without stdin) and terminals are not
+    watched: the first would stop the server at once, the second never ends.
+    """
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def _wait_for_http(host: str, port: int, timeout: float = 30.0) -> None:
+    """Poll until the server answers any HTTP response."""
+    deadline = time.monotonic() + timeout
+    url = f"http://{host}:{port}/moto-api/"
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except urllib.error.HTTPError:
+            return  # a 4xx/5xx is still an HTTP answer
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    if not args.verbose:
+        # werkzeug logs every request to stderr; a parent that pipes stderr
+        # without reading it would eventually block the server.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    class CachingDispatcher(DomainDispatcherApplication):
+        """moto's dispatcher with host -> backend lookups memoized.
+
+        Upstream resolves the backend for every request by listing moto's
+        package directory (~180 stat calls) and trying ~100 URL regexes, all
+        under a global lock: about 2 ms of the ~4.5 ms moto spends on a small
+        PutObject. The answer depends only on the host string, so cache it.
+        """
+
+        _backend_cache: dict = {}
+
+        def get_backend_for_host(self, host: str | None) -> Any:
+            # Called with self.lock held, so the dict needs no lock of its own.
+            if host not in self._backend_cache:
+                self._backend_cache[host] = super().get_backend_for_host(host)
+            return self._backend_cache[host]
+
+    # Same app ThreadedMotoServer builds, served by us so it can be wrapped.
+    app: Callable = CachingDispatcher(create_backend_app)
+    logger = RequestLogger(app, args.log_requests) if args.log_requests else None
+    server = make_server(
+        args.host,
+        args.port,  # 0: the kernel picks a free port, no bind race
+        logger or app,
+        threaded=True,
+        request_handler=MotoRequestHandler,
+    )
+    port = server.server_port
+    # moto builds some URLs (e.g. SQS queue URLs) from MOTO_PORT.
+    os.environ["MOTO_PORT"] = str(port)
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _wait_for_http(args.host, port)
+    if logger:
+        logger.enabled = True
+
+    # Publish the port atomically: readers never see a half-written file.
+    tmp = f"{args.port_file}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(f"{port}\n")
+    os.replace(tmp, args.port_file)
+    _emit({"endpoint": f"http://{args.host}:{port}", "port": port, "pid": os.getpid()})
+
+    watch = {"auto": _stdin_is_pipe(), "on": True, "off": False}[args.stdin_watch]
+    if watch:
+
+        def drain_stdin() -> None:
+            # os.read on the raw fd, not sys.stdin.buffer: a daemon thread
+            # blocked inside BufferedReader holds its lock and makes the
+            # interpreter abort at exit ("could not acquire lock for stdin").
+            fd = sys.stdin.fileno()
+            try:
+                while os.read(fd, 65536):
+                    pass
+            except OSError:
+                pass
+            stop.set()
+
+        threading.Thread(target=drain_stdin, daemon=True).start()
+
+    while not stop.wait(0.5):
+        pass
+
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+    if logger:
+        logger.close()
+    try:
+        os.remove(args.port_file)
+    except OSError:
+        pass
+    return 0
+
+
+# --------------------------------------------------------------------------
+# S3
+# --------------------------------------------------------------------------
+
+
+def _object_key(i: int, prefixes: int) -> str:
+    return f"data/p{i % prefixes:03}/sub{i % 7}/obj-{i:06}.txt"
+
+
+def _object_body(i: int, key: str) -> bytes:
+    """Deterministic content of exactly i % 1000 bytes (0 bytes for i % 1000 == 0)."""
+    size = i % 1000
+    line = (key + "\n").encode()
+    return (line * (size // len(line) + 1))[:size]
+
+
+def _create_bucket(s3: Any, bucket: str, region: str) -> None:
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":  # us-east-1 rejects an explicit constraint
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    s3.create_bucket(**kwargs)
+
+
+def cmd_seed_s3(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    s3 = _client("s3", args.endpoint, args.region)
+    _create_bucket(s3, args.bucket, args.region)
+    extra = [f"{args.bucket}-extra-{k}" for k in range(args.extra_buckets)]
+    for name in extra:
+        _create_bucket(s3, name, args.region)
+
+    # One client per worker thread; each worker gets a contiguous slice of
+    # indices so clients are created once, not per object.
+    workers = max(1, min(args.workers, args.objects))
+    slices = [range(w, args.objects, workers) for w in range(workers)]
+
+    def put_slice(indices: range) -> int:
+        client = _client("s3", args.endpoint, args.region, pool=2)
+        for i in indices:
+            key = _object_key(i, args.prefixes)
+            client.put_object(Bucket=args.bucket, Key=key, Body=_object_body(i, key))
+        return len(indices)
+
+    written = sum(_parallel(workers, slices, put_slice))
+    _emit(
+        {
+            "bucket": args.bucket,
+            "objects": written,
+            "prefixes": args.prefixes,
+            "extra_buckets": extra,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+    )
+    return 0
+
+
+def cmd_list_s3(args: argparse.Namespace) -> int:
+    s3 = _client("s3", args.endpoint, args.region)
+    paginator = s3.get_paginator("list_objects_v2")
+    params: dict[str, Any] = {"Bucket": args.bucket}
+    if args.prefix:
+        params["Prefix"] = args.prefix
+    objects = []
+    for page in paginator.paginate(**params):
+        for obj in page.get("Contents", []):
+            objects.append(
+                {
+                    "key": obj["Key"],
+                    "size": obj["Size"],
+                    "etag": obj["ETag"],  # as S3 sends it: with the quotes
+                    "last_modified": _iso(obj["LastModified"]),
+                    "storage_class": obj.get("StorageClass"),
+                }
+            )
+    objects.sort(key=lambda o: o["key"])
+    _emit(objects)
+    return 0
+
+
+# --------------------------------------------------------------------------
+# EC2
+# --------------------------------------------------------------------------
+
+
+def _first_amazon_ami(ec2: Any) -> str:
+    images = ec2.describe_images(Owners=["amazon"])["Images"]
+    if not images:
+        raise SystemExit("moto returned no Amazon-owned AMIs")
+    return sorted(img["ImageId"] for img in images)[0]
+
+
+def cmd_seed_ec2(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    ec2 = _client("ec2", args.endpoint, args.region)
+    ami = _first_amazon_ami(ec2)
+    # moto leaves SecurityGroups empty unless asked; AWS would attach the
+    # VPC's default group, so do that explicitly.
+    default_sg = ec2.describe_security_groups(GroupNames=["default"])[
+        "SecurityGroups"
+    ][0]["GroupId"]
+    n = args.instances
+
+    # Instance i has type INSTANCE_TYPES[i % 3]: launch each type's indices in
+    # batches (one reservation per batch) and map returned ids back in order.
+    batches: list[tuple[str, list[int]]] = []
+    for t, itype in enumerate(INSTANCE_TYPES):
+        indices = list(range(t, n, len(INSTANCE_TYPES)))
+        batches += [(itype, chunk) for chunk in _chunks(indices, args.batch_size)]
+
+    id_of: dict[int, str] = {}
+    local = threading.local()
+
+    def thread_client() -> Any:
+        if not hasattr(local, "ec2"):
+            local.ec2 = _client("ec2", args.endpoint, args.region, pool=2)
+        return local.ec2
+
+    def launch(batch: tuple[str, list[int]]) -> None:
+        itype, indices = batch
+        resp = thread_client().run_instances(
+            ImageId=ami,
+            InstanceType=itype,
+            SecurityGroupIds=[default_sg],
+            MinCount=len(indices),
+            MaxCount=len(indices),
+        )
+        for i, inst in zip(indices, resp["Instances"]):
+            id_of[i] = inst["InstanceId"]
+
+    _parallel(min(4, len(batches)) or 1, batches, launch)
+
+    # Tags differ per instance (Name), so tag one instance per call.
+    def tag(i: int) -> None:
+        thread_client().create_tags(
+            Resources=[id_of[i]],
+            Tags=[
+                {"Key": "Name", "Value": f"web-{i:04}"},
+                {"Key": "Team", "Value": f"team-{i % 5}"},
+            ],
+        )
+
+    _parallel(args.workers, range(n), tag)
+
+    to_stop = [id_of[i] for i in range(0, n, 10)]
+    for chunk in _chunks(to_stop, 100):
+        ec2.stop_instances(InstanceIds=chunk)
+
+    _emit(
+        {
+            "instances": n,
+            "stopped": len(to_stop),
+            "reservations": len(batches),
+            "ami": ami,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+    )
+    return 0
+
+
+def cmd_list_ec2(args: argparse.Namespace) -> int:
+    ec2 = _client("ec2", args.endpoint, args.region)
+    instances = []
+    for page in ec2.get_paginator("describe_instances").paginate():
+        for reservation in page.get("Reservations", []):
+            for inst in reservation.get("Instances", []):
+                tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+                instances.append(
+                    {
+                        "id": inst["InstanceId"],
+                        "state": inst["State"]["Name"],
+                        "type": inst.get("InstanceType"),
+                        "name": tags.get("Name"),
+                        "tags": tags,
+                        "launch_time": _iso(inst.get("LaunchTime")),
+                        "private_ip": inst.get("PrivateIpAddress"),
+                        "public_ip": inst.get("PublicIpAddress"),
+                        "vpc_id": inst.get("VpcId"),
+                        "subnet_id": inst.get("SubnetId"),
+                        "security_group_ids": [
+                            g["GroupId"] for g in inst.get("SecurityGroups", [])
+                        ],
+                    }
+                )
+    instances.sort(key=lambda i: i["id"])
+    _emit(instances)
+    return 0
+
+
+# --------------------------------------------------------------------------
+# Request log and reset
+# --------------------------------------------------------------------------
+
+
+# The objects the examples of nuaws's commands refer to (`help aws s3 open`, ...): the tests run
+# every example against them, and the demo shows them.
+EXAMPLE_BUCKET = "my-bucket"
+EXAMPLE_OBJECTS = {
+    "data/report.json": json.dumps(
+        {"title": "Quarterly report", "quarter": 3, "regions": ["eu", "us"], "total": 1234.5}
+    ),
+    "data/users.csv": "name,active,team\nada,true,core\nlinus,false,kernel\ngrace,true,core\n",
+    "data/config.yaml": "service: api\nreplicas: 3\nports: [80, 443]\n",
+    "logs/2026/11/app-01.log": "started\n" * 50,
+    "logs/2026/11/app-02.log": "request served\n" * 400,
+    "logs/2026/11/app-03.log": "error: timeout\n" * 5,
+    "logs/2026/12/app-01.log": "started\n" * 10,
+    "tmp/old.txt": "scratch\n",
+    "tmp/build/output.bin": "\x00" * 2048,
+    "README.txt": "example bucket for nuaws\n",
+}
+
+
+def cmd_seed_examples(args: argparse.Namespace) -> int:
+    s3 = _client("s3", args.endpoint, args.region)
+    _create_bucket(s3, EXAMPLE_BUCKET, args.region)
+    for key, body in EXAMPLE_OBJECTS.items():
+        s3.put_object(Bucket=EXAMPLE_BUCKET, Key=key, Body=body.encode())
+    ec2 = _client("ec2", args.endpoint, args.region)
+    volume = ec2.create_volume(AvailabilityZone=f"{args.region}a", Size=8)
+    ec2.create_snapshot(VolumeId=volume["VolumeId"], Description="example snapshot")
+    ec2.create_volume(AvailabilityZone=f"{args.region}a", Size=20)
+    _emit({"bucket": EXAMPLE_BUCKET, "objects": len(EXAMPLE_OBJECTS)})
+    return 0
+
+
+def cmd_make_user(args: argparse.Namespace) -> int:
+    """An IAM user with an access key and no permissions (for access-denied tests).
+
+    Run it first against a server started with INITIAL_NO_AUTH_ACTION_COUNT=2: its two calls are
+    the last unauthenticated ones, so every later request is checked against IAM.
+    """
+    iam = _client("iam", args.endpoint, args.region)
+    iam.create_user(UserName="nobody")
+    key = iam.create_access_key(UserName="nobody")["AccessKey"]
+    _emit({"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]})
+    return 0
+
+
+def cmd_count_requests(args: argparse.Namespace) -> int:
+    count = 0
+    by_op: dict[str, int] = {}
+    try:
+        with open(args.log, encoding="utf-8") as f:
+            lines = f.readlines()
+    except FileNotFoundError:
+        lines = []
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        entry = json.loads(line)
+        if args.service and entry.get("service") != args.service:
+            continue
+        if args.method and entry.get("method") != args.method.upper():
+            continue
+        by_op[entry["op"]] = by_op.get(entry["op"], 0) + 1
+        if args.op and entry["op"] != args.op:
+            continue
+        count += 1
+    _emit({"count": count, "by_op": dict(sorted(by_op.items()))})
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    url = args.endpoint.rstrip("/") + "/moto-api/reset"
+    req = urllib.request.Request(url, data=b"", method="POST")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        status = resp.status
+    _emit({"reset": status == 200, "status": status})
+    return 0
+
+
+# --------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="harness.py", description=__doc__.split("\n\n")[0]
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_endpoint(sp: argparse.ArgumentParser, region: bool = True) -> None:
+        sp.add_argument("--endpoint", required=True, help="e.g. http://127.0.0.1:5000")
+        if region:
+            sp.add_argument("--region", default=DEFAULT_REGION)
+
+    sp = sub.add_parser("serve", help="run a moto server on loopback")
+    sp.add_argument("--port-file", required=True, help="file to write the port to once ready")
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=0, help="0 (default): pick a free port")
+    sp.add_argument("--log-requests", metavar="FILE", help="append one JSON line per request")
+    sp.add_argument(
+        "--stdin-watch",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="exit when stdin hits EOF; auto: only if stdin is a pipe/socket",
+    )
+    sp.add_argument("--verbose", action="store_true", help="keep werkzeug's access log")
+    sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser("seed-s3", help="create a bucket with many small objects")
+    with_endpoint(sp)
+    sp.add_argument("--bucket", required=True)
+    sp.add_argument("--objects", type=int, required=True)
+    sp.add_argument("--prefixes", type=int, default=50, help="top-level prefixes p000..")
+    sp.add_argument("--extra-buckets", type=int, default=0, help="also create B-extra-0..K-1")
+    sp.add_argument("--workers", type=int, default=16)
+    sp.set_defaults(func=cmd_seed_s3)
+
+    sp = sub.add_parser("list-s3", help="reference listing of a bucket")
+    with_endpoint(sp)
+    sp.add_argument("--bucket", required=True)
+    sp.add_argument("--prefix", default="")
+    sp.set_defaults(func=cmd_list_s3)
+
+    sp = sub.add_parser("seed-ec2", help="launch many tagged instances")
+    with_endpoint(sp)
+    sp.add_argument("--instances", type=int, required=True)
+    sp.add_argument(
+        "--batch-size",
+        type=int,
+        default=100,
+        help="instances per run_instances call, i.e. per reservation (max 100)",
+    )
+    sp.add_argument("--workers", type=int, default=16)
+    sp.set_defaults(func=cmd_seed_ec2)
+
+    sp = sub.add_parser("list-ec2", help="reference listing of all instances")
+    with_endpoint(sp)
+    sp.set_defaults(func=cmd_list_ec2)
+
+    sp = sub.add_parser("count-requests", help="count requests in a serve log")
+    sp.add_argument("--log", required=True, help="file given to serve --log-requests")
+    sp.add_argument("--op", help="only this operation, e.g. ListObjectsV2")
+    sp.add_argument("--service", help="only this SigV4 service, e.g. s3 or ec2")
+    sp.add_argument("--method", help="only this HTTP method")
+    # Ignored; accepted so a caller can pass --endpoint to every subcommand.
+    sp.add_argument("--endpoint", help=argparse.SUPPRESS)
+    sp.set_defaults(func=cmd_count_requests)
+
+    sp = sub.add_parser("seed-examples", help="the objects and resources the examples use")
+    with_endpoint(sp)
+    sp.set_defaults(func=cmd_seed_examples)
+
+    sp = sub.add_parser("make-user", help="an IAM user with a key and no permissions")
+    with_endpoint(sp)
+    sp.set_defaults(func=cmd_make_user)
+
+    sp = sub.add_parser("reset", help="wipe all moto state")
+    with_endpoint(sp, region=False)
+    sp.set_defaults(func=cmd_reset)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "batch_size", 1) not in range(1, 101):
+        raise SystemExit("--batch-size must be between 1 and 100")
+    _dummy_credentials()
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

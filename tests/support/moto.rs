@@ -1,0 +1,166 @@
+//! Test support: a real moto S3/EC2 server on a free loopback port, started once per test
+//! binary and stopped when the binary exits (the server also exits when our end of its stdin
+//! closes, so a crashed test run leaves nothing behind). Seeding and reference listings go through
+//! `harness.py` with boto3, an independent client to compare nuaws against.
+//!
+//! Not a mock: nothing here answers AWS requests itself.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    while !dir.join("tests/support/harness.py").exists() {
+        if !dir.pop() {
+            panic!("cannot find tests/support/harness.py above {}", env!("CARGO_MANIFEST_DIR"));
+        }
+    }
+    dir
+}
+
+/// The venv python with moto and boto3, installed on first use (pinned, idempotent).
+pub fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let script = repo_root().join("tests/support/setup-venv.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run setup-venv.sh");
+        assert!(out.status.success(), "setup-venv.sh failed");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        PathBuf::from(stdout.lines().last().expect("setup-venv.sh prints the python path").trim())
+    })
+}
+
+pub struct Moto {
+    child: Mutex<Child>,
+    pub endpoint: String,
+    pub log: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl Moto {
+    /// The server shared by the tests of this binary.
+    pub fn shared() -> &'static Moto {
+        static MOTO: OnceLock<Moto> = OnceLock::new();
+        MOTO.get_or_init(|| Moto::start(&[]))
+    }
+
+    /// A server of one's own, with extra environment (e.g. moto's auth switch).
+    pub fn start(env: &[(&str, &str)]) -> Moto {
+        let base = option_env!("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from);
+        let dir = base.join(format!(
+            "nuaws-moto-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let port_file = dir.join("port");
+        let log = dir.join("requests.jsonl");
+        let mut cmd = Command::new(python());
+        cmd.arg(repo_root().join("tests/support/harness.py"))
+            .args(["serve", "--port-file"])
+            .arg(&port_file)
+            .arg("--log-requests")
+            .arg(&log)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start moto");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let port = loop {
+            if let Ok(text) = std::fs::read_to_string(&port_file) {
+                if let Ok(port) = text.trim().parse::<u16>() {
+                    break port;
+                }
+            }
+            assert!(Instant::now() < deadline, "moto did not start within 60 s");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Moto {
+            child: Mutex::new(child),
+            endpoint: format!("http://127.0.0.1:{port}"),
+            log,
+            dir,
+        }
+    }
+
+    /// Runs a harness subcommand against this server; returns its JSON output.
+    pub fn harness(&self, sub: &str, args: &[&str]) -> serde_json::Value {
+        let out = Command::new(python())
+            .arg(repo_root().join("tests/support/harness.py"))
+            .arg(sub)
+            .args(["--endpoint", &self.endpoint])
+            .args(args)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run harness.py");
+        assert!(out.status.success(), "harness.py {sub} {args:?} failed");
+        serde_json::from_slice(&out.stdout).expect("harness.py prints JSON")
+    }
+
+    /// Requests the server has logged so far for operation `op` whose path contains `needle`.
+    pub fn requests(&self, op: &str, needle: &str) -> usize {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["op"] == op && e["path"].as_str().is_some_and(|p| p.contains(needle)))
+            .count()
+    }
+
+    /// Environment for a client of this server: dummy credentials, a fixed region, no config
+    /// files, and the instance metadata service switched off (it is not on loopback).
+    pub fn client_env(&self) -> Vec<(String, String)> {
+        let home = self.dir.join("home");
+        std::fs::create_dir_all(&home).expect("home");
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_CONFIG_FILE", home.join("aws-config").to_str().unwrap_or_default()),
+            ("AWS_SHARED_CREDENTIALS_FILE", home.join("aws-credentials").to_str().unwrap_or_default()),
+            ("HOME", home.to_str().unwrap_or_default()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+}
+
+static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Ok(mut child) = self.child.lock() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Seeds `what` once per test binary (seeding 10,000 objects takes a while).
+pub fn seed_once(key: &'static str, f: impl FnOnce()) {
+    static DONE: OnceLock<Mutex<Vec<&'static str>>> = OnceLock::new();
+    let done = DONE.get_or_init(Default::default);
+    let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
+    if !done.contains(&key) {
+        f();
+        done.push(key);
+    }
+}
