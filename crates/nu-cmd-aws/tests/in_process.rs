@@ -216,3 +216,44 @@ fn profile_and_region_come_from_the_shell_env_not_the_process() {
         other => panic!("expected a missing region error, got {other:?}"),
     }
 }
+
+/// A loopback server that accepts connections and never answers: a request to it can only end by
+/// a timeout or an interrupt.
+fn black_hole() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream); // keep it open, say nothing
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn ctrl_c_stops_a_request_in_flight() {
+    let endpoint = black_hole();
+    for src in [
+        "aws s3 ls s3://some-bucket/ --recursive | length",
+        "aws s3 open s3://some-bucket/a.json",
+        "aws ec2 instances | length",
+    ] {
+        let mut env = moto_env();
+        env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+        env.push(("AWS_ENDPOINT_URL".into(), endpoint.clone()));
+        let mut es = engine(&env);
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        es.set_signals(nu_protocol::Signals::new(flag.clone()));
+        let setter = flag.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            setter.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        // Without the interrupt this would end in a timeout error after the 30 s attempt limit.
+        match eval(&mut es, src) {
+            Err(ShellError::Interrupted { .. }) => {}
+            other => panic!("`{src}`: expected an interrupt, got {other:?}"),
+        }
+    }
+}
