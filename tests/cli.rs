@@ -150,8 +150,9 @@ fn instances_match_boto3() {
 
 #[test]
 fn instance_ids_select_and_state_changes_apply() {
-    let moto = Moto::shared();
-    instances(moto);
+    // A server of its own: other tests compare the shared server's states with boto3's.
+    let moto = &Moto::start(&[]);
+    moto.harness("seed-ec2", &["--instances", "10"]);
     let ids = json(moto, "aws ec2 instances --filter {instance-state-name: running} | first 2 | get id");
     let ids: Vec<&str> = ids.as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
     let picked = json(moto, &format!("aws ec2 instances {} | get id", ids.join(" ")));

@@ -122,11 +122,14 @@ impl Moto {
     }
 
     /// Environment for a client of this server: dummy credentials, a fixed region, no config
-    /// files, and the instance metadata service switched off (it is not on loopback).
+    /// files, the instance metadata service switched off (it is not on loopback), and the result
+    /// cache off: tests that share a server must see what it holds now. Cache tests turn it on
+    /// with [`Moto::cached_env`].
     pub fn client_env(&self) -> Vec<(String, String)> {
         let home = self.dir.join("home");
         std::fs::create_dir_all(&home).expect("home");
         [
+            ("NUAWS_CACHE", "off"),
             ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
             ("AWS_ACCESS_KEY_ID", "testing"),
             ("AWS_SECRET_ACCESS_KEY", "testing"),
@@ -139,6 +142,16 @@ impl Moto {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+    }
+}
+
+impl Moto {
+    /// [`Moto::client_env`] with the cache on, in a directory of its own.
+    pub fn cached_env(&self, cache_dir: &Path) -> Vec<(String, String)> {
+        let mut env = self.client_env();
+        env.retain(|(k, _)| k != "NUAWS_CACHE");
+        env.push(("NUAWS_CACHE_DIR".into(), cache_dir.to_string_lossy().into_owned()));
+        env
     }
 }
 

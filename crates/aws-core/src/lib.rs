@@ -1,5 +1,8 @@
 //! `aws-core`: everything nuaws needs to talk to AWS, with no knowledge of Nushell.
 //!
+//! - [`cache`]: memory LRU, then LMDB on disk, then the network: keys scoped by identity, a TTL
+//!   allowlist, get-or-fetch, listings recorded and replayed.
+//! - [`identity`]: the account and caller ARN of a session (STS), cached.
 //! - [`session`]: one session per (profile, region, endpoint, AWS environment), with its SDK
 //!   clients built once and shared (one HTTP connection pool per client).
 //! - [`runtime`]: the one tokio runtime of the process, and blocking entry points that a
@@ -10,11 +13,14 @@
 //! - [`row`]: [`row::Row`], the plain tabular shape every listing produces; the shell side turns
 //!   it into its own values.
 //! - [`s3`] and [`ec2`]: the operations themselves.
+//! - [`cache`]: storage of listing results, in memory and on disk (LMDB), with expiry.
 //!
 //! Not here: anything about Nushell values, spans, signals or commands (that is `nu-cmd-aws`).
 
+pub mod cache;
 pub mod ec2;
 pub mod error;
+pub mod identity;
 pub mod pagination;
 pub mod row;
 pub mod runtime;

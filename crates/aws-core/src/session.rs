@@ -122,9 +122,24 @@ pub struct Session {
     config: SdkConfig,
     s3: OnceLock<aws_sdk_s3::Client>,
     ec2: OnceLock<aws_sdk_ec2::Client>,
+    /// The identity of the credentials last seen, by fingerprint (credentials may rotate).
+    identity: Mutex<Option<(String, crate::cache::Identity)>>,
 }
 
 impl Session {
+    pub(crate) fn known_identity(&self, fingerprint: &str) -> Option<crate::cache::Identity> {
+        let known = self.identity.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .as_ref()
+            .filter(|(fp, _)| fp == fingerprint)
+            .map(|(_, id)| id.clone())
+    }
+
+    pub(crate) fn remember_identity(&self, fingerprint: &str, identity: &crate::cache::Identity) {
+        *self.identity.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((fingerprint.to_string(), identity.clone()));
+    }
+
     /// The region requests go to, when one is configured anywhere.
     pub fn region(&self) -> Option<&str> {
         self.config.region().map(Region::as_ref)
@@ -251,6 +266,7 @@ impl Sessions {
             config,
             s3: OnceLock::new(),
             ec2: OnceLock::new(),
+            identity: Mutex::default(),
         })
     }
 }

@@ -1,11 +1,19 @@
-//! The state all AWS commands of a process share ([`AwsContext`]: the session pool), and how one
-//! command call finds its session: `--profile`, `--region` and `--endpoint-url` if given, else the
-//! shell's `$env` (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`, credentials, ...), never the
-//! process environment, which `$env.X = ...` does not change.
+//! The state all AWS commands of a process share ([`AwsContext`]: the session pool and the
+//! cache), and how one command call finds its session and reads through the cache: `--profile`,
+//! `--region` and `--endpoint-url` if given, else the shell's `$env` (`AWS_PROFILE`,
+//! `AWS_REGION`, `AWS_ENDPOINT_URL`, credentials, ...), never the process environment, which
+//! `$env.X = ...` does not change.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
 
+use aws_core::cache::{Cache, CachePolicy, Freshness, Request, RowFeed, Tier, cache_key};
+use aws_core::identity::resolve_identity;
+use aws_core::pagination::PageStream;
+use aws_core::row::Row;
 use aws_core::session::{ClientSettings, Session, SessionSpec, Sessions};
+use aws_core::AwsError;
 use nu_engine::command_prelude::*;
 use nu_protocol::Signals;
 
@@ -15,14 +23,116 @@ use crate::errors::{ErrorSpans, to_shell_error};
 #[derive(Default)]
 pub struct AwsContext {
     pub sessions: Sessions,
+    /// Opened on first use, so a shell that never touches AWS never opens the disk cache.
+    cache: OnceLock<Arc<Cache>>,
+    /// Where the last cached read was served from, for `aws cache last`.
+    last: Mutex<Option<LastRead>>,
+}
+
+/// Which tier served a read, and how old its data was.
+#[derive(Clone, Debug)]
+pub struct LastRead {
+    pub command: String,
+    pub key: Option<String>,
+    pub tier: Tier,
+    pub fetched_at: SystemTime,
+    pub at: SystemTime,
 }
 
 impl AwsContext {
     pub fn new(settings: ClientSettings) -> Self {
         Self {
             sessions: Sessions::new(settings),
+            ..Default::default()
         }
     }
+
+    /// The process's cache, opened under the cache directory of the shell that first needs it:
+    /// `$env.NUAWS_CACHE_DIR`, else `$env.XDG_CACHE_HOME/nuaws`, else `~/.cache/nuaws`.
+    pub fn cache(&self, engine_state: &EngineState, stack: &Stack) -> &Arc<Cache> {
+        self.cache.get_or_init(|| {
+            let var = |name: &str| {
+                stack
+                    .get_env_var(engine_state, name)
+                    .and_then(|v| v.coerce_string().ok())
+                    .filter(|v| !v.is_empty())
+            };
+            let dir = var("NUAWS_CACHE_DIR").map(PathBuf::from).or_else(|| {
+                var("XDG_CACHE_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                    .map(|base| base.join("nuaws"))
+            });
+            let builder = Cache::builder();
+            let cache = match dir {
+                Some(dir) => builder.disk_dir(dir).build(),
+                None => builder.build(),
+            };
+            for warning in cache.take_warnings() {
+                eprintln!("nuaws: {warning}");
+            }
+            Arc::new(cache)
+        })
+    }
+
+    /// Notes where the latest read was served from.
+    pub fn record_last(&self, last: LastRead) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(last);
+    }
+
+    pub fn last(&self) -> Option<LastRead> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Adds `--refresh` and `--no-cache` to a read command's signature.
+pub fn cache_flags(signature: Signature) -> Signature {
+    signature
+        .switch("refresh", "Bypass the cache and store the fresh answer.", None)
+        .switch("no-cache", "Neither read nor write the cache.", None)
+}
+
+/// How this call may use the cache: its flags, and `$env.NUAWS_CACHE = off`.
+pub fn freshness(
+    engine_state: &EngineState,
+    stack: &mut Stack,
+    call: &Call,
+) -> Result<Freshness, ShellError> {
+    let off = stack
+        .get_env_var(engine_state, "NUAWS_CACHE")
+        .and_then(|v| v.coerce_string().ok())
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "off" | "0" | "false" | "no"));
+    Ok(if off || call.has_flag(engine_state, stack, "no-cache")? {
+        Freshness::Bypass
+    } else if call.has_flag(engine_state, stack, "refresh")? {
+        Freshness::Refresh
+    } else {
+        Freshness::Normal
+    })
+}
+
+/// The TTL policy with the shell's overrides: `$env.NUAWS_CACHE_TTL = {instances: 1min}`.
+pub fn policy(engine_state: &EngineState, stack: &Stack) -> Result<CachePolicy, ShellError> {
+    let mut policy = CachePolicy::default();
+    let Some(value) = stack.get_env_var(engine_state, "NUAWS_CACHE_TTL") else {
+        return Ok(policy);
+    };
+    let span = value.span();
+    let record = value.as_record()?;
+    for (resource, ttl) in record.iter() {
+        let ttl = Duration::from_nanos(ttl.as_duration()?.max(0) as u64);
+        policy.set_ttl(resource, ttl).map_err(|msg| {
+            ShellError::Generic(
+                nu_protocol::shell_error::generic::GenericError::new(
+                    format!("Invalid $env.NUAWS_CACHE_TTL: {msg}"),
+                    msg,
+                    span,
+                )
+                .with_help("Give TTLs per resource as durations, e.g. {instances: 1min, images: 2day}."),
+            )
+        })?;
+    }
+    Ok(policy)
 }
 
 /// Adds the flags that choose the session to a command's signature.
@@ -86,17 +196,26 @@ impl SessionArgs {
     }
 }
 
-/// Everything a command needs to make requests: its session and where to point errors.
+/// Everything a command needs to make requests: its session, where to point errors, and the
+/// cache with this call's freshness and policy.
 pub struct CallSession {
     pub session: Arc<Session>,
     pub spans: ErrorSpans,
     pub signals: Signals,
+    pub ctx: Arc<AwsContext>,
+    pub cache: Arc<Cache>,
+    pub freshness: Freshness,
+    pub policy: CachePolicy,
+    /// The command's name, for `aws cache last`.
+    pub command: String,
+    /// Reads of this call do not count as "the last read" (background warming).
+    pub quiet: bool,
 }
 
 impl CallSession {
     /// Resolves the session of this call (building it on first use).
     pub fn resolve(
-        ctx: &AwsContext,
+        ctx: &Arc<AwsContext>,
         engine_state: &EngineState,
         stack: &mut Stack,
         call: &Call,
@@ -119,11 +238,112 @@ impl CallSession {
             .sessions
             .get(&spec, &check)
             .map_err(|err| to_shell_error(err, &spans))?;
+        let cache = ctx.cache(engine_state, stack).clone();
+        let has_cache_flags = engine_state
+            .get_decl(call.decl_id)
+            .signature()
+            .named
+            .iter()
+            .any(|f| f.long == "refresh");
+        let freshness = if has_cache_flags {
+            freshness(engine_state, stack, call)?
+        } else {
+            Freshness::Bypass
+        };
         Ok(Self {
             session,
             spans,
             signals,
+            ctx: ctx.clone(),
+            cache,
+            freshness,
+            policy: policy(engine_state, stack)?,
+            command: engine_state.get_decl(call.decl_id).name().to_string(),
+            quiet: false,
         })
+    }
+
+    /// The key of a request made in this session, or `None` when it is not cached (not
+    /// cacheable, bypassed, or the identity cannot be resolved: then the request itself will say
+    /// what is wrong, and a cache problem never fails a command).
+    fn key(&self, service: &str, operation: &str, scope: String, params: Vec<(&str, String)>) -> Option<String> {
+        if self.freshness == Freshness::Bypass {
+            return None;
+        }
+        self.policy.ttl(service, operation)?;
+        let identity = resolve_identity(&self.session, &self.cache, &self.interrupt()).ok()?;
+        let region = self.session.region().unwrap_or("us-east-1");
+        Some(cache_key(
+            &identity,
+            &Request {
+                region,
+                endpoint: self.session.endpoint(),
+                service,
+                operation,
+                scope,
+                params,
+            },
+        ))
+    }
+
+    /// A listing through the cache: replayed when fresh, else started and recorded.
+    pub fn feed(
+        &self,
+        service: &str,
+        operation: &str,
+        scope: String,
+        params: Vec<(&str, String)>,
+        start: impl FnOnce() -> Result<PageStream<Row>, AwsError>,
+    ) -> Result<RowFeed, AwsError> {
+        let feed = match self.key(service, operation, scope, params) {
+            Some(key) => {
+                let ttl = self.policy.ttl(service, operation);
+                let feed = RowFeed::cached(&self.cache, key.clone(), service, ttl, self.freshness, start)?;
+                self.record(Some(key), feed.source.tier, feed.source.fetched_at);
+                feed
+            }
+            None => {
+                let feed = RowFeed::live(start()?);
+                self.record(None, Tier::Network, feed.source.fetched_at);
+                feed
+            }
+        };
+        Ok(feed)
+    }
+
+    /// One cached read (not a listing): get-or-fetch, sharing the request with concurrent
+    /// identical reads.
+    pub fn read(
+        &self,
+        service: &str,
+        operation: &str,
+        scope: String,
+        params: Vec<(&str, String)>,
+        fetch: impl FnOnce() -> Result<Row, AwsError>,
+    ) -> Result<Row, AwsError> {
+        let Some(key) = self.key(service, operation, scope, params) else {
+            self.record(None, Tier::Network, SystemTime::now());
+            return fetch();
+        };
+        let ttl = self.policy.ttl(service, operation).unwrap_or_default();
+        let (entry, tier) = self
+            .cache
+            .get_or_fetch(&key, service, ttl, self.freshness, || fetch().map(|row| vec![row]))?;
+        self.record(Some(key), tier, entry.created_at);
+        Ok(entry.rows.first().cloned().unwrap_or_default())
+    }
+
+    fn record(&self, key: Option<String>, tier: Tier, fetched_at: SystemTime) {
+        if self.quiet {
+            return;
+        }
+        self.ctx.record_last(LastRead {
+            command: self.command.clone(),
+            key,
+            tier,
+            fetched_at,
+            at: SystemTime::now(),
+        });
     }
 
     /// An interrupt check for `aws-core` waits: Ctrl-C in the shell.
@@ -160,5 +380,71 @@ fn value_span(engine_state: &EngineState, value: Spanned<String>) -> Spanned<Str
     Spanned {
         item: value.item,
         span,
+    }
+}
+
+/// Entries writes to keys of `bucket` make stale: listings of the bucket whose prefix one of the
+/// keys falls under, and the keys' own metadata.
+pub fn stale_after_object_writes(bucket: &str, keys: &[String]) -> impl Fn(&str) -> bool + use<> {
+    let bucket = bucket.to_string();
+    let keys = keys.to_vec();
+    move |cached: &str| {
+        let Some(parts) = aws_core::cache::key_parts(cached) else {
+            return false;
+        };
+        let Some(rest) = parts.scope.strip_prefix(bucket.as_str()).and_then(|r| r.strip_prefix('/')) else {
+            return false;
+        };
+        parts.service == "s3"
+            && match parts.operation {
+                "ListObjectsV2" => keys.iter().any(|k| k.starts_with(rest)),
+                "HeadObject" => keys.iter().any(|k| k == rest),
+                _ => false,
+            }
+    }
+}
+
+/// Entries an instance state change in `region` makes stale: instance listings (and volumes,
+/// which a termination may delete).
+pub fn stale_after_instance_change(region: &str) -> impl Fn(&str) -> bool + use<> {
+    let region = region.to_string();
+    move |cached: &str| {
+        aws_core::cache::key_parts(cached).is_some_and(|p| {
+            p.service == "ec2"
+                && p.region == region
+                && matches!(p.operation, "DescribeInstances" | "DescribeVolumes")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(service: &str, operation: &str, region: &str, scope: &str) -> String {
+        format!("111111111111/{region}/{service}/{operation}/{scope}#0011223344556677")
+    }
+
+    #[test]
+    fn an_object_write_invalidates_exactly_its_listings_and_metadata() {
+        let stale = stale_after_object_writes("b1", &["logs/2024/x.txt".into()]);
+        assert!(stale(&key("s3", "ListObjectsV2", "us-east-1", "b1/")));
+        assert!(stale(&key("s3", "ListObjectsV2", "us-east-1", "b1/logs/")));
+        assert!(stale(&key("s3", "ListObjectsV2", "us-east-1", "b1/logs/2024/x")));
+        assert!(stale(&key("s3", "HeadObject", "us-east-1", "b1/logs/2024/x.txt")));
+        assert!(!stale(&key("s3", "ListObjectsV2", "us-east-1", "b1/data/")));
+        assert!(!stale(&key("s3", "ListObjectsV2", "us-east-1", "b10/logs/")));
+        assert!(!stale(&key("s3", "HeadObject", "us-east-1", "b1/logs/2024/y.txt")));
+        assert!(!stale(&key("s3", "ListBuckets", "us-east-1", "")));
+        assert!(!stale(&key("ec2", "DescribeInstances", "us-east-1", "")));
+    }
+
+    #[test]
+    fn an_instance_change_invalidates_its_region_only() {
+        let stale = stale_after_instance_change("eu-west-1");
+        assert!(stale(&key("ec2", "DescribeInstances", "eu-west-1", "")));
+        assert!(stale(&key("ec2", "DescribeVolumes", "eu-west-1", "")));
+        assert!(!stale(&key("ec2", "DescribeInstances", "us-east-1", "")));
+        assert!(!stale(&key("ec2", "DescribeImages", "eu-west-1", "")));
     }
 }

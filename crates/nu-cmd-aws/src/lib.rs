@@ -8,6 +8,7 @@
 //!
 //! Not here: talking to AWS (that is `aws-core`) or booting the shell (that is the `nuaws` binary).
 
+pub mod cache;
 pub mod context;
 pub mod ec2;
 pub mod errors;
@@ -41,6 +42,7 @@ pub fn add_aws_context_with(mut engine_state: EngineState, ctx: Arc<AwsContext>)
         bind!(aws_::Aws, s3::S3, ec2::Ec2);
         s3::add_commands(&mut working_set, &ctx);
         ec2::add_commands(&mut working_set, &ctx);
+        cache::add_commands(&mut working_set, &ctx);
         working_set.render()
     };
     if let Err(err) = engine_state.merge_delta(delta) {

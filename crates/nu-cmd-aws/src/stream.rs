@@ -1,11 +1,12 @@
-//! Paginated listings as Nushell streams: [`RowStream`] turns an `aws-core` `PageStream` of rows
-//! into an iterator of values for a `ListStream`. It waits for pages in short slices so Ctrl-C
+//! Paginated listings as Nushell streams: [`RowStream`] turns an `aws-core` [`RowFeed`] (a listing
+//! replayed from the cache or fetched page by page) into an iterator of values for a `ListStream`. It waits for pages in short slices so Ctrl-C
 //! ends it promptly even while a request is in flight (the `ListStream` itself only checks
 //! between items), and dropping it (`first 5`) aborts the fetch.
 
 use std::time::Duration;
 
-use aws_core::pagination::{Next, PageStream};
+use aws_core::cache::RowFeed;
+use aws_core::pagination::Next;
 use aws_core::error::AwsError;
 use aws_core::row::Row;
 use nu_protocol::{ListStream, PipelineData, ShellError, Signals, Span, Value};
@@ -18,7 +19,7 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// A listing being fetched, as values.
 pub struct RowStream {
-    pages: PageStream<Row>,
+    pages: RowFeed,
     span: Span,
     to_error: Box<dyn Fn(AwsError) -> ShellError + Send>,
     signals: Signals,
@@ -28,7 +29,7 @@ pub struct RowStream {
 }
 
 impl RowStream {
-    pub fn new(pages: PageStream<Row>, span: Span, spans: ErrorSpans, signals: Signals) -> Self {
+    pub fn new(pages: RowFeed, span: Span, spans: ErrorSpans, signals: Signals) -> Self {
         Self {
             pages,
             span,

@@ -257,3 +257,58 @@ fn ctrl_c_stops_a_request_in_flight() {
         }
     }
 }
+
+#[test]
+fn no_secret_reaches_the_cache() {
+    let moto = Moto::start(&[]);
+    let canary = "CANARY-7f3a9c1e-do-not-store";
+    let cache_dir = moto.dir.join("cache");
+    let ctx = std::sync::Arc::new(nu_cmd_aws::AwsContext::default());
+    let engine_state = nu_cmd_lang::create_default_context();
+    let engine_state = nu_command::add_shell_command_context(engine_state);
+    let mut es = nu_cmd_aws::add_aws_context_with(engine_state, ctx.clone());
+    es.add_env_var("PWD".into(), Value::test_string(moto.dir.to_string_lossy()));
+    for (k, v) in moto.cached_env(&cache_dir) {
+        es.add_env_var(k, Value::test_string(v));
+    }
+    moto.harness("seed-s3", &["--bucket", "secrets", "--objects", "0"]);
+    eval(&mut es, &format!("'{canary}' | aws s3 save s3://secrets/token.txt")).unwrap();
+    let body = eval(&mut es, "aws s3 open s3://secrets/token.txt").unwrap();
+    assert_eq!(body.as_str().unwrap(), canary, "the read itself works");
+    eval(&mut es, "aws s3 ls s3://secrets/ | length").unwrap();
+    eval(&mut es, "aws s3 head s3://secrets/token.txt").unwrap();
+    eval(&mut es, "aws ec2 instances | length").unwrap();
+
+    // Nothing cached holds it, decoded...
+    let cache = ctx.cache(&es, &Stack::new());
+    let keys = cache.keys();
+    assert!(keys.len() >= 3, "listings and metadata were cached: {keys:?}");
+    for key in keys.keys() {
+        assert!(!key.contains(canary));
+        if let Some(entry) = cache.peek(key) {
+            assert!(!format!("{:?}", entry.rows).contains(canary), "{key}");
+        }
+    }
+    // ...nor any file of the cache directory, raw.
+    for file in walk(&cache_dir) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
+            "{} holds the canary",
+            file.display()
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

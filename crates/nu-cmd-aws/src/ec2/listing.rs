@@ -6,7 +6,7 @@ use std::sync::Arc;
 use aws_core::ec2::{self, Filter, ListRequest, Listing};
 use nu_engine::command_prelude::*;
 
-use crate::context::{AwsContext, CallSession, session_flags};
+use crate::context::{AwsContext, CallSession, cache_flags, session_flags};
 use crate::errors::{ErrorSpans, to_shell_error};
 use crate::stream::RowStream;
 
@@ -14,6 +14,8 @@ use crate::stream::RowStream;
 pub struct ListingSpec {
     pub name: &'static str,
     pub listing: Listing,
+    /// The EC2 API operation behind the listing (names its cache entries).
+    pub operation: &'static str,
     pub description: &'static str,
     pub extra_description: &'static str,
     pub search_terms: &'static [&'static str],
@@ -36,7 +38,7 @@ impl Command for Ec2List {
     }
 
     fn signature(&self) -> Signature {
-        let mut sig = session_flags(Signature::build(self.spec.name))
+        let mut sig = cache_flags(session_flags(Signature::build(self.spec.name)))
             .input_output_types(vec![(Type::Nothing, Type::table())])
             .category(Category::Custom("aws".into()));
         if let Some(ids) = self.spec.ids {
@@ -118,9 +120,13 @@ impl Command for Ec2List {
             owners,
             all_regions,
         };
-        let pages = ec2::list(&cs.session, request).map_err(|err| to_shell_error(err, &cs.spans))?;
+        let params = cache_params(&request);
+        let session = cs.session.clone();
+        let feed = cs
+            .feed("ec2", self.spec.operation, String::new(), params, || ec2::list(&session, request))
+            .map_err(|err| to_shell_error(err, &cs.spans))?;
         let ids = IdSpans { ids, spans: cs.spans };
-        RowStream::new(pages, call.head, cs.spans, cs.signals.clone())
+        RowStream::new(feed, call.head, cs.spans, cs.signals.clone())
             .with_errors(move |err| ids.to_shell_error(err))
             .into_pipeline_data()
     }
@@ -144,6 +150,19 @@ impl IdSpans {
         let target = self.span_of(&err).or_else(|| self.ids.first().map(|id| id.span));
         to_shell_error(err, &ErrorSpans { target, ..self.spans })
     }
+}
+
+/// Everything in a listing request that changes its answer, for its cache key.
+pub(crate) fn cache_params(request: &ListRequest) -> Vec<(&'static str, String)> {
+    let mut params = vec![
+        ("ids", request.ids.join(",")),
+        ("owners", request.owners.join(",")),
+        ("all", request.all_regions.to_string()),
+    ];
+    for filter in &request.filters {
+        params.push(("filter", format!("{}={}", filter.name, filter.values.join(","))));
+    }
+    params
 }
 
 /// `{name: value}` or `{name: [values]}` as EC2 filters.

@@ -8,7 +8,7 @@ use aws_core::ec2::{self, StateChange};
 use aws_core::runtime::block_on;
 use nu_engine::command_prelude::*;
 
-use crate::context::{AwsContext, CallSession, session_flags};
+use crate::context::{AwsContext, CallSession, session_flags, stale_after_instance_change};
 use crate::ec2::listing::IdSpans;
 use crate::values::row_to_value;
 
@@ -41,6 +41,7 @@ impl Command for Ec2StateChange {
                 (Type::Nothing, Type::table()),
                 (Type::String, Type::table()),
                 (Type::List(Box::new(Type::String)), Type::table()),
+                (Type::record(), Type::table()),
                 (Type::table(), Type::table()),
             ])
             .category(Category::Custom("aws".into()));
@@ -98,9 +99,12 @@ impl Command for Ec2StateChange {
         let change = (self.spec.change)(force);
         let id_list: Vec<String> = ids.iter().map(|id| id.item.clone()).collect();
         let ids = IdSpans { ids, spans: cs.spans };
-        let rows = block_on(&interrupt, ec2::change_state(&cs.session, id_list, change))
-            .map_err(|_| ShellError::Interrupted { span: call.head })?
-            .map_err(|err| ids.to_shell_error(err))?;
+        let result = block_on(&interrupt, ec2::change_state(&cs.session, id_list, change))
+            .map_err(|_| ShellError::Interrupted { span: call.head })?;
+        if let Some(region) = cs.session.region() {
+            cs.cache.invalidate(&stale_after_instance_change(region));
+        }
+        let rows = result.map_err(|err| ids.to_shell_error(err))?;
         let head = call.head;
         Ok(Value::list(rows.into_iter().map(|r| row_to_value(r, head)).collect(), head)
             .into_pipeline_data())

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use aws_core::s3::list_buckets;
 use nu_engine::command_prelude::*;
 
-use crate::context::{AwsContext, CallSession, session_flags};
+use crate::context::{AwsContext, CallSession, cache_flags, session_flags};
+use crate::errors::to_shell_error;
 use crate::stream::RowStream;
 
 #[derive(Clone)]
@@ -19,7 +20,7 @@ impl Command for S3Buckets {
     }
 
     fn signature(&self) -> Signature {
-        session_flags(Signature::build(self.name()))
+        cache_flags(session_flags(Signature::build(self.name())))
             .input_output_types(vec![(Type::Nothing, Type::table())])
             .category(Category::Custom("aws".into()))
     }
@@ -55,7 +56,10 @@ impl Command for S3Buckets {
         _input: PipelineData,
     ) -> Result<PipelineData, ShellError> {
         let cs = CallSession::resolve(&self.ctx, engine_state, stack, call)?;
-        RowStream::new(list_buckets(&cs.session), call.head, cs.spans, cs.signals.clone())
-            .into_pipeline_data()
+        let session = cs.session.clone();
+        let feed = cs
+            .feed("s3", "ListBuckets", String::new(), vec![], || Ok(list_buckets(&session)))
+            .map_err(|err| to_shell_error(err, &cs.spans))?;
+        RowStream::new(feed, call.head, cs.spans, cs.signals.clone()).into_pipeline_data()
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use aws_core::s3::head_object;
 use nu_engine::command_prelude::*;
 
-use crate::context::{AwsContext, CallSession, session_flags};
+use crate::context::{AwsContext, CallSession, cache_flags, session_flags};
 use crate::errors::to_shell_error;
 use crate::s3::{parse_url, urls_from_args_or_input};
 use crate::values::row_to_value;
@@ -21,13 +21,14 @@ impl Command for S3Head {
     }
 
     fn signature(&self) -> Signature {
-        session_flags(Signature::build(self.name()))
+        cache_flags(session_flags(Signature::build(self.name())))
             .rest("urls", SyntaxShape::String, "The s3://bucket/key URLs of the objects.")
             .input_output_types(vec![
                 // One URL argument: a record; several: a table.
                 (Type::Nothing, Type::Any),
                 (Type::String, Type::table()),
                 (Type::List(Box::new(Type::String)), Type::table()),
+                (Type::record(), Type::table()),
                 (Type::table(), Type::table()),
             ])
             .category(Category::Custom("aws".into()))
@@ -75,7 +76,8 @@ impl Command for S3Head {
         let interrupt = cs.interrupt();
         let head_one = move |arg: Spanned<String>| -> Result<Value, ShellError> {
             let url = parse_url(&arg)?;
-            head_object(&cs.session, &url, &interrupt)
+            let scope = format!("{}/{}", url.bucket, url.key);
+            cs.read("s3", "HeadObject", scope, vec![], || head_object(&cs.session, &url, &interrupt))
                 .map(|row| row_to_value(row, head))
                 .map_err(|err| to_shell_error(err, &cs.spans_for(arg.span)))
         };

@@ -7,7 +7,8 @@ use aws_core::row::{Field, Row};
 use aws_core::s3::{ListObjects, list_buckets, list_objects};
 use nu_engine::command_prelude::*;
 
-use crate::context::{AwsContext, CallSession, session_flags};
+use crate::context::{AwsContext, CallSession, cache_flags, session_flags};
+use crate::errors::to_shell_error;
 use crate::s3::parse_url;
 use crate::stream::RowStream;
 
@@ -22,7 +23,7 @@ impl Command for S3Ls {
     }
 
     fn signature(&self) -> Signature {
-        session_flags(Signature::build(self.name()))
+        cache_flags(session_flags(Signature::build(self.name())))
             .optional(
                 "url",
                 SyntaxShape::String,
@@ -104,26 +105,27 @@ The URL is an S3 prefix, as for the AWS CLI: s3://b/data matches data/... and da
         };
         let parsed = url.as_ref().map(parse_url).transpose()?;
         let cs = CallSession::resolve(&self.ctx, engine_state, stack, call)?;
+        let session = cs.session.clone();
         let stream = match (parsed, &url) {
             (Some(parsed), Some(arg)) => {
+                let spans = cs.spans_for(arg.span);
+                let scope = format!("{}/{}", parsed.bucket, parsed.key);
                 let request = ListObjects {
                     page_size,
                     ..ListObjects::new(parsed, recursive)
                 };
-                RowStream::new(
-                    list_objects(&cs.session, request),
-                    call.head,
-                    cs.spans_for(arg.span),
-                    cs.signals.clone(),
-                )
+                let params = vec![("recursive", recursive.to_string())];
+                let feed = cs
+                    .feed("s3", "ListObjectsV2", scope, params, || Ok(list_objects(&session, request)))
+                    .map_err(|err| to_shell_error(err, &spans))?;
+                RowStream::new(feed, call.head, spans, cs.signals.clone())
             }
-            _ => RowStream::new(
-                list_buckets(&cs.session),
-                call.head,
-                cs.spans,
-                cs.signals.clone(),
-            )
-            .map_rows(bucket_as_ls_row),
+            _ => {
+                let feed = cs
+                    .feed("s3", "ListBuckets", String::new(), vec![], || Ok(list_buckets(&session)))
+                    .map_err(|err| to_shell_error(err, &cs.spans))?;
+                RowStream::new(feed, call.head, cs.spans, cs.signals.clone()).map_rows(bucket_as_ls_row)
+            }
         };
         stream.into_pipeline_data()
     }

@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use aws_core::s3::object::DELETE_BATCH;
+use aws_core::cache::RowFeed;
 use aws_core::s3::{ListObjects, S3Url, delete_objects, list_objects};
 use nu_engine::command_prelude::*;
 use nu_protocol::shell_error::generic::GenericError;
 
-use crate::context::{AwsContext, CallSession, session_flags};
+use crate::context::{AwsContext, CallSession, session_flags, stale_after_object_writes};
 use crate::errors::to_shell_error;
 use crate::s3::{parse_url, url_of_value, urls_from_args_or_input};
 use crate::stream::RowStream;
@@ -35,6 +36,7 @@ impl Command for S3Rm {
                 (Type::Nothing, Type::table()),
                 (Type::String, Type::table()),
                 (Type::List(Box::new(Type::String)), Type::table()),
+                (Type::record(), Type::table()),
                 (Type::table(), Type::table()),
             ])
             .category(Category::Custom("aws".into()))
@@ -128,7 +130,7 @@ fn expand_prefix(
     };
     let (url, span) = arg;
     let listing = RowStream::new(
-        list_objects(&cs.session, ListObjects::new(url, true)),
+        RowFeed::live(list_objects(&cs.session, ListObjects::new(url, true))),
         head,
         cs.spans_for(span),
         cs.signals.clone(),
@@ -155,7 +157,10 @@ impl Batches {
             return Vec::new();
         };
         let interrupt = self.cs.interrupt();
-        match delete_objects(&self.cs.session, &bucket, &keys, &interrupt) {
+        let result = delete_objects(&self.cs.session, &bucket, &keys, &interrupt);
+        // Whatever happened, listings that may have shown these keys are stale now.
+        self.cs.cache.invalidate(&stale_after_object_writes(&bucket, &keys));
+        match result {
             Ok(outcomes) => outcomes
                 .into_iter()
                 .map(|o| {

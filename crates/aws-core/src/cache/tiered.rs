@@ -1,0 +1,406 @@
+//! [`Cache`]: the tiers together. A read looks in memory, then on disk (promoting what it finds
+//! to memory), then goes to the network and stores the answer in both. Concurrent identical
+//! misses in one process share one request. Counters per tier and per service feed
+//! `aws cache stats`; the tier and age of each answer are reported to the caller.
+//!
+//! Built with [`CacheBuilder`] (policy and sizes apart from storage, as moka does). Never fails a
+//! command: every storage problem is the storage layer's to absorb.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use crate::cache::clock::{Clock, SystemClock};
+use crate::cache::codec::Entry;
+use crate::cache::disk::DiskCache;
+use crate::cache::memory::MemoryCache;
+use crate::cache::TierStats;
+use crate::row::Row;
+
+/// Where an answer came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tier {
+    Memory,
+    Disk,
+    Network,
+}
+
+impl Tier {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Memory => "memory",
+            Tier::Disk => "disk",
+            Tier::Network => "network",
+        }
+    }
+}
+
+/// How a read may use the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Freshness {
+    /// Serve a fresh entry if there is one; store what the network returns.
+    #[default]
+    Normal,
+    /// Skip the cache, then store the new answer (`--refresh`).
+    Refresh,
+    /// Neither read nor write the cache (`--no-cache`, `NUAWS_CACHE=off`).
+    Bypass,
+}
+
+/// Hits and misses of one (tier, service).
+#[derive(Default)]
+struct Counter {
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// A snapshot of the counters: `(tier, service) -> (hits, misses)`.
+pub type HitCounts = BTreeMap<(Tier, String), (u64, u64)>;
+
+pub struct Cache {
+    memory: MemoryCache,
+    disk: Option<DiskCache>,
+    clock: Arc<dyn Clock>,
+    counters: Mutex<HashMap<(Tier, String), Arc<Counter>>>,
+    inflight: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+/// Builds a [`Cache`].
+pub struct CacheBuilder {
+    memory_bytes: usize,
+    disk_dir: Option<PathBuf>,
+    disk_bytes: u64,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 64 << 20,
+            disk_dir: None,
+            disk_bytes: 256 << 20,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl CacheBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bound of the memory tier, in bytes.
+    pub fn memory_bytes(mut self, bytes: usize) -> Self {
+        self.memory_bytes = bytes;
+        self
+    }
+
+    /// Directory of the disk tier; without one there is no disk tier.
+    pub fn disk_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.disk_dir = Some(dir.into());
+        self
+    }
+
+    /// Budget of the disk tier, in bytes.
+    pub fn disk_bytes(mut self, bytes: u64) -> Self {
+        self.disk_bytes = bytes;
+        self
+    }
+
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn build(self) -> Cache {
+        let disk = self
+            .disk_dir
+            .map(|dir| DiskCache::open(&dir, self.disk_bytes, self.clock.clone()));
+        Cache {
+            memory: MemoryCache::new(self.memory_bytes, self.clock.clone()),
+            disk,
+            clock: self.clock,
+            counters: Mutex::default(),
+            inflight: Mutex::default(),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Cache {
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::new()
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    fn counter(&self, tier: Tier, service: &str) -> Arc<Counter> {
+        lock(&self.counters)
+            .entry((tier, service.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    fn count(&self, tier: Tier, service: &str, hit: bool) {
+        let c = self.counter(tier, service);
+        let n = if hit { &c.hits } else { &c.misses };
+        n.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A fresh entry from memory or disk (promoted to memory), counting hits and misses.
+    pub fn lookup(&self, key: &str, service: &str) -> Option<(Arc<Entry>, Tier)> {
+        if let Some(entry) = self.memory.get(key) {
+            self.count(Tier::Memory, service, true);
+            return Some((entry, Tier::Memory));
+        }
+        self.count(Tier::Memory, service, false);
+        let disk = self.disk.as_ref().filter(|d| d.is_enabled())?;
+        match disk.get(key) {
+            Some(entry) => {
+                self.count(Tier::Disk, service, true);
+                let entry = Arc::new(entry);
+                self.memory.insert(entry.clone());
+                Some((entry, Tier::Disk))
+            }
+            None => {
+                self.count(Tier::Disk, service, false);
+                None
+            }
+        }
+    }
+
+    /// Stores rows fetched from the network under `key` for `ttl`, in both tiers.
+    pub fn store(&self, key: String, rows: Vec<Row>, ttl: Duration) -> Arc<Entry> {
+        let entry = Arc::new(Entry::new(key, rows, self.clock.wall(), ttl));
+        if let Some(disk) = &self.disk {
+            disk.insert(&entry);
+        }
+        self.memory.insert(entry.clone());
+        entry
+    }
+
+    /// Counts a request that went to the network (a miss of every tier).
+    pub fn count_network(&self, service: &str) {
+        self.count(Tier::Network, service, true);
+    }
+
+    /// Get-or-fetch: a fresh entry, else `fetch()` once for all concurrent callers of the same
+    /// key, stored for `ttl`. Errors are returned to the caller that fetched and not cached;
+    /// a waiter whose leader failed fetches for itself.
+    pub fn get_or_fetch<E>(
+        &self,
+        key: &str,
+        service: &str,
+        ttl: Duration,
+        freshness: Freshness,
+        fetch: impl FnOnce() -> Result<Vec<Row>, E>,
+    ) -> Result<(Arc<Entry>, Tier), E> {
+        if freshness == Freshness::Normal {
+            if let Some(hit) = self.lookup(key, service) {
+                return Ok(hit);
+            }
+        }
+        let gate = lock(&self.inflight).entry(key.to_string()).or_default().clone();
+        let result = {
+            let _leader = lock(&gate);
+            // Someone else may have fetched while we waited for the gate.
+            match (freshness, self.memory.get(key)) {
+                (Freshness::Normal, Some(entry)) => Ok((entry, Tier::Memory)),
+                _ => {
+                    self.count_network(service);
+                    fetch().map(|rows| {
+                        let entry = if freshness == Freshness::Bypass {
+                            Arc::new(Entry::new(key, rows, self.clock.wall(), Duration::ZERO))
+                        } else {
+                            self.store(key.to_string(), rows, ttl)
+                        };
+                        (entry, Tier::Network)
+                    })
+                }
+            }
+        };
+        // Drop the gate once nobody else holds it, so the map does not grow with every key.
+        let mut inflight = lock(&self.inflight);
+        if Arc::strong_count(&gate) == 2 {
+            inflight.remove(key);
+        }
+        result
+    }
+
+    /// Removes every entry of both tiers whose key satisfies `pred`; returns how many.
+    pub fn invalidate(&self, pred: &dyn Fn(&str) -> bool) -> usize {
+        let from_memory = self.memory.remove_matching(pred);
+        let from_disk = self.disk.as_ref().map_or(0, |d| d.remove_matching(pred));
+        from_memory.max(from_disk)
+    }
+
+    /// Keys of both tiers, with the tiers holding each.
+    pub fn keys(&self) -> BTreeMap<String, Vec<Tier>> {
+        let mut out: BTreeMap<String, Vec<Tier>> = BTreeMap::new();
+        for key in self.memory.keys() {
+            out.entry(key).or_default().push(Tier::Memory);
+        }
+        if let Some(disk) = &self.disk {
+            for key in disk.keys() {
+                out.entry(key).or_default().push(Tier::Disk);
+            }
+        }
+        out
+    }
+
+    /// A fresh entry without counting it (for listings of the cache itself).
+    pub fn peek(&self, key: &str) -> Option<Arc<Entry>> {
+        self.memory
+            .get(key)
+            .or_else(|| self.disk.as_ref()?.get(key).map(Arc::new))
+    }
+
+    pub fn hit_counts(&self) -> HitCounts {
+        lock(&self.counters)
+            .iter()
+            .map(|(k, c)| {
+                (
+                    k.clone(),
+                    (c.hits.load(Ordering::Relaxed), c.misses.load(Ordering::Relaxed)),
+                )
+            })
+            .collect()
+    }
+
+    pub fn memory_stats(&self) -> TierStats {
+        self.memory.stats()
+    }
+
+    pub fn disk_stats(&self) -> Option<TierStats> {
+        self.disk.as_ref().filter(|d| d.is_enabled()).map(DiskCache::stats)
+    }
+
+    pub fn disk(&self) -> Option<&DiskCache> {
+        self.disk.as_ref()
+    }
+
+    /// Problems of the disk tier not reported yet (each said once per process).
+    pub fn take_warnings(&self) -> Vec<String> {
+        self.disk.as_ref().map(DiskCache::take_warnings).unwrap_or_default()
+    }
+
+    /// How old an entry is by the wall clock.
+    pub fn age(&self, entry: &Entry) -> Duration {
+        self.clock
+            .wall()
+            .duration_since(entry.created_at)
+            .unwrap_or(Duration::ZERO)
+    }
+
+    pub fn now(&self) -> SystemTime {
+        self.clock.wall()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::clock::MockClock;
+    use crate::row::Field;
+    use std::sync::atomic::AtomicUsize;
+
+    fn rows(n: i64) -> Vec<Row> {
+        (0..n).map(|i| Row::new().with("i", Field::Int(i))).collect()
+    }
+
+    fn memory_only(clock: Arc<MockClock>) -> Cache {
+        Cache::builder().clock(clock).build()
+    }
+
+    #[test]
+    fn second_read_is_served_from_memory() {
+        let cache = memory_only(Arc::new(MockClock::new()));
+        let fetches = AtomicUsize::new(0);
+        let fetch = || {
+            fetches.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, ()>(rows(3))
+        };
+        let ttl = Duration::from_secs(60);
+        let (_, tier) = cache.get_or_fetch("k", "ec2", ttl, Freshness::Normal, fetch).unwrap();
+        assert_eq!(tier, Tier::Network);
+        let (entry, tier) = cache.get_or_fetch("k", "ec2", ttl, Freshness::Normal, fetch).unwrap();
+        assert_eq!(tier, Tier::Memory);
+        assert_eq!(entry.rows, rows(3));
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        // --refresh goes to the network and rewrites; --no-cache neither reads nor writes.
+        let (_, tier) = cache.get_or_fetch("k", "ec2", ttl, Freshness::Refresh, fetch).unwrap();
+        assert_eq!(tier, Tier::Network);
+        let (_, tier) = cache.get_or_fetch("b", "ec2", ttl, Freshness::Bypass, fetch).unwrap();
+        assert_eq!(tier, Tier::Network);
+        assert!(cache.lookup("b", "ec2").is_none());
+        assert_eq!(fetches.load(Ordering::SeqCst), 3);
+        let counts = cache.hit_counts();
+        assert_eq!(counts[&(Tier::Memory, "ec2".to_string())].0, 1);
+    }
+
+    #[test]
+    fn entries_expire_with_the_clock() {
+        let clock = Arc::new(MockClock::new());
+        let cache = memory_only(clock.clone());
+        cache.store("k".into(), rows(1), Duration::from_secs(10));
+        clock.advance(Duration::from_millis(9_999));
+        assert!(cache.lookup("k", "s3").is_some());
+        clock.advance(Duration::from_millis(2));
+        assert!(cache.lookup("k", "s3").is_none());
+    }
+
+    #[test]
+    fn errors_are_not_cached() {
+        let cache = memory_only(Arc::new(MockClock::new()));
+        let ttl = Duration::from_secs(60);
+        let err = cache.get_or_fetch("k", "s3", ttl, Freshness::Normal, || Err::<Vec<Row>, _>("boom"));
+        assert!(err.is_err());
+        assert!(cache.lookup("k", "s3").is_none());
+    }
+
+    #[test]
+    fn concurrent_identical_misses_share_one_fetch() {
+        let cache = Arc::new(memory_only(Arc::new(MockClock::new())));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..50)
+            .map(|_| {
+                let cache = cache.clone();
+                let fetches = fetches.clone();
+                std::thread::spawn(move || {
+                    cache
+                        .get_or_fetch("same", "ec2", Duration::from_secs(60), Freshness::Normal, || {
+                            fetches.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(50));
+                            Ok::<_, ()>(rows(2))
+                        })
+                        .map(|(e, _)| e.rows.len())
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), Ok(2));
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        assert!(lock(&cache.inflight).is_empty(), "no gate left behind");
+    }
+
+    #[test]
+    fn invalidation_by_predicate_reaches_both_tiers() {
+        let dir = std::env::temp_dir().join(format!("nuaws-tiered-{}", std::process::id()));
+        let clock = Arc::new(MockClock::new());
+        let cache = Cache::builder().clock(clock).disk_dir(&dir).build();
+        cache.store("a/us-east-1/ec2/DescribeInstances/#1".into(), rows(1), Duration::from_secs(60));
+        cache.store("a/us-east-1/s3/ListBuckets/#2".into(), rows(1), Duration::from_secs(60));
+        assert_eq!(cache.invalidate(&|k| k.contains("/ec2/")), 1);
+        assert_eq!(cache.keys().len(), 1);
+        assert!(cache.lookup("a/us-east-1/s3/ListBuckets/#2", "s3").is_some());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,100 @@
+//! Who a session is, as AWS sees it: account and caller ARN, from STS GetCallerIdentity (which
+//! needs no permission). The answer scopes every cache key, so it is itself cached: per session in
+//! memory, and on disk under a hash of the access key id and endpoint (never the key itself, never
+//! the secret), so a new shell process can serve cached reads without any request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_credential_types::provider::ProvideCredentials;
+
+use crate::cache::{Cache, Identity};
+use crate::error::{AwsError, ErrorKind, error_chain_text};
+use crate::row::{Field, Row};
+use crate::runtime::{Interrupt, block_on};
+use crate::session::Session;
+
+/// How long an identity read from disk is trusted. The same access key id always belongs to the
+/// same principal, so this bounds only the life of a stale mapping after a key is deleted.
+pub const IDENTITY_TTL: Duration = Duration::from_secs(3600);
+
+const OPERATION: &str = "STS GetCallerIdentity";
+
+/// The identity of `session`'s current credentials.
+pub fn resolve_identity(
+    session: &Session,
+    cache: &Arc<Cache>,
+    interrupt: &dyn Interrupt,
+) -> Result<Identity, AwsError> {
+    block_on(interrupt, resolve(session, cache))
+        .map_err(|_| AwsError::interrupted(OPERATION))?
+}
+
+async fn resolve(session: &Session, cache: &Arc<Cache>) -> Result<Identity, AwsError> {
+    let provider = session.sdk_config().credentials_provider().ok_or_else(|| {
+        AwsError::new(ErrorKind::NoCredentials, OPERATION, "no credentials provider is configured")
+    })?;
+    let credentials = provider.provide_credentials().await.map_err(|err| {
+        AwsError::new(
+            ErrorKind::NoCredentials,
+            "loading credentials",
+            error_chain_text(&err),
+        )
+    })?;
+    let fingerprint = fingerprint(credentials.access_key_id(), session.endpoint());
+    if let Some(identity) = session.known_identity(&fingerprint) {
+        return Ok(identity);
+    }
+    let key = format!("identity/{fingerprint}");
+    if let Some((entry, _)) = cache.lookup(&key, "sts") {
+        if let Some(identity) = entry.rows.first().and_then(identity_of_row) {
+            session.remember_identity(&fingerprint, &identity);
+            return Ok(identity);
+        }
+    }
+    cache.count_network("sts");
+    let out = aws_sdk_sts::Client::new(session.sdk_config())
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk(OPERATION, e))?;
+    let identity = Identity::new(
+        out.account().unwrap_or_default(),
+        out.arn().unwrap_or_default(),
+    );
+    let row = Row::new()
+        .with("account", Field::Text(identity.account.clone()))
+        .with("arn", Field::Text(identity.arn.clone()));
+    cache.store(key, vec![row], IDENTITY_TTL);
+    session.remember_identity(&fingerprint, &identity);
+    Ok(identity)
+}
+
+fn identity_of_row(row: &Row) -> Option<Identity> {
+    Some(Identity::new(
+        row.get("account")?.as_str()?,
+        row.get("arn")?.as_str()?,
+    ))
+}
+
+/// A hash naming the credentials without revealing them: the access key id is not secret, but
+/// it has no business on disk either.
+fn fingerprint(access_key_id: &str, endpoint: Option<&str>) -> String {
+    let digest = blake3::hash(format!("{access_key_id}\0{}", endpoint.unwrap_or("")).as_bytes());
+    digest.as_bytes()[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_hide_the_key_and_depend_on_the_endpoint() {
+        let a = fingerprint("AKIAEXAMPLE", None);
+        assert!(!a.contains("AKIA"));
+        assert_eq!(a.len(), 24);
+        assert_ne!(a, fingerprint("AKIAEXAMPLE", Some("http://127.0.0.1:5000")));
+        assert_ne!(a, fingerprint("AKIAOTHER", None));
+        assert_eq!(a, fingerprint("AKIAEXAMPLE", None));
+    }
+}
