@@ -308,11 +308,26 @@ fn eval_default_config(
         false,
     );
 
+    // nuaws: its own defaults come right after Nushell's, before the user's file.
+    if config_kind == ConfigFileKind::Config {
+        eval_source(
+            engine_state,
+            stack,
+            NUAWS_DEFAULT_CONFIG.as_bytes(),
+            "nuaws/default_config.nu",
+            PipelineData::empty(),
+            false,
+        );
+    }
+
     // Merge the environment in case env vars changed in the config
     if let Err(e) = engine_state.merge_env(stack) {
         report_shell_error(Some(stack), engine_state, &e);
     }
 }
+
+/// nuaws's defaults (completion cache, background warming), see the file's comments.
+const NUAWS_DEFAULT_CONFIG: &str = include_str!("default_config.nu");
 
 pub(crate) fn setup_config(
     engine_state: &mut EngineState,

@@ -50,7 +50,8 @@ impl SessionSpec {
         let env: BTreeMap<String, String> = vars
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
-            .filter(|(k, _)| k.starts_with("AWS_") || HOME_VARS.contains(&k.as_str()))
+            // An empty variable means "unset" (and an empty endpoint URL makes the SDK panic).
+            .filter(|(k, v): &(String, String)| !v.is_empty() && (k.starts_with("AWS_") || HOME_VARS.contains(&k.as_str())))
             .collect();
         let pick = |names: &[&str]| {
             names
@@ -79,9 +80,10 @@ impl SessionSpec {
         self
     }
 
+    /// An empty endpoint means "no override", as for the other flags.
     pub fn with_endpoint(mut self, endpoint: Option<String>) -> Self {
-        if endpoint.is_some() {
-            self.endpoint = endpoint;
+        if let Some(endpoint) = endpoint.filter(|e| !e.is_empty()) {
+            self.endpoint = Some(endpoint);
         }
         self
     }
@@ -233,6 +235,9 @@ impl Sessions {
     }
 
     fn build(&self, spec: &SessionSpec, interrupt: &dyn Interrupt) -> Result<Session, AwsError> {
+        if let Some(endpoint) = &spec.endpoint {
+            check_endpoint(endpoint)?;
+        }
         let env = spec.sdk_env();
         let settings = &self.settings;
         let config = block_on(interrupt, async {
@@ -268,6 +273,21 @@ impl Sessions {
             ec2: OnceLock::new(),
             identity: Mutex::default(),
         })
+    }
+}
+
+/// An endpoint must be an absolute http(s) URL; the SDK would panic on some malformed ones.
+fn check_endpoint(endpoint: &str) -> Result<(), AwsError> {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') && !host.contains(char::is_whitespace) => Ok(()),
+        _ => Err(AwsError::new(
+            ErrorKind::InvalidInput,
+            "configuration",
+            format!("the endpoint `{endpoint}` is not an http:// or https:// URL"),
+        )),
     }
 }
 
@@ -339,6 +359,19 @@ mod tests {
             .with_region(Some("us-west-2".into()));
         assert_eq!(spec.profile.as_deref(), Some("prod"));
         assert_eq!(spec.region.as_deref(), Some("us-west-2"));
+    }
+
+    #[test]
+    fn empty_values_are_unset_and_endpoints_are_checked() {
+        let spec = SessionSpec::from_env([("AWS_ENDPOINT_URL", ""), ("AWS_ENDPOINT_URL_S3", "")]);
+        assert!(spec.endpoint.is_none());
+        assert!(spec.env.is_empty());
+        assert!(spec.with_endpoint(Some(String::new())).endpoint.is_none());
+        assert!(check_endpoint("http://127.0.0.1:5000").is_ok());
+        assert!(check_endpoint("https://s3.example.com/base").is_ok());
+        for bad in ["127.0.0.1:5000", "http://", "ftp://x", "http:// x"] {
+            assert_eq!(check_endpoint(bad).unwrap_err().kind, ErrorKind::InvalidInput, "{bad}");
+        }
     }
 
     #[test]

@@ -234,10 +234,15 @@ impl CallSession {
             let signals = signals.clone();
             move || signals.interrupted()
         };
+        // The only malformed input a session build reports is the endpoint URL.
+        let session_spans = ErrorSpans {
+            target: spans.endpoint,
+            ..spans
+        };
         let session = ctx
             .sessions
             .get(&spec, &check)
-            .map_err(|err| to_shell_error(err, &spans))?;
+            .map_err(|err| to_shell_error(err, &session_spans))?;
         let cache = ctx.cache(engine_state, stack).clone();
         let has_cache_flags = engine_state
             .get_decl(call.decl_id)
@@ -260,6 +265,24 @@ impl CallSession {
             policy: policy(engine_state, stack)?,
             command: engine_state.get_decl(call.decl_id).name().to_string(),
             quiet: false,
+        })
+    }
+
+    /// A session for work off the prompt's thread (warming, completion): built there, never
+    /// interrupted by Ctrl-C, never counted as the last read. `None` when no session can be had
+    /// (the foreground command would report why).
+    pub fn background(ctx: &Arc<AwsContext>, spec: &SessionSpec, cache: Arc<Cache>, policy: CachePolicy, freshness: Freshness) -> Option<Self> {
+        let session = ctx.sessions.get(spec, &aws_core::runtime::NoInterrupt).ok()?;
+        Some(Self {
+            session,
+            spans: ErrorSpans::at(Span::unknown()),
+            signals: Signals::empty(),
+            ctx: ctx.clone(),
+            cache,
+            freshness,
+            policy,
+            command: String::new(),
+            quiet: true,
         })
     }
 

@@ -139,6 +139,16 @@ fn unknown_instance_points_at_its_id() {
 }
 
 #[test]
+fn a_malformed_endpoint_points_at_the_flag_and_never_panics() {
+    let mut es = engine(&moto_env());
+    let (err, text) = failure(&mut es, "aws s3 buckets --endpoint-url localhost:9000");
+    assert_eq!(text, "localhost:9000");
+    assert_eq!(err.code, "nuaws::aws::invalid_input");
+    // Empty means "no override": the shell's endpoint is used.
+    assert!(eval(&mut es, "aws s3 buckets --endpoint-url '' | length").is_ok());
+}
+
+#[test]
 fn missing_credentials_are_explained() {
     let moto = Moto::shared();
     let env: Vec<(String, String)> = moto

@@ -46,6 +46,22 @@ pub enum Listing {
     Regions,
 }
 
+impl Listing {
+    /// The EC2 API operation behind the listing (it names the listing's cache entries).
+    pub fn operation(self) -> &'static str {
+        match self {
+            Listing::Instances => "DescribeInstances",
+            Listing::SecurityGroups => "DescribeSecurityGroups",
+            Listing::Vpcs => "DescribeVpcs",
+            Listing::Subnets => "DescribeSubnets",
+            Listing::Volumes => "DescribeVolumes",
+            Listing::Snapshots => "DescribeSnapshots",
+            Listing::Images => "DescribeImages",
+            Listing::Regions => "DescribeRegions",
+        }
+    }
+}
+
 /// One listing request: which resources, narrowed by ids and filters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ListRequest {

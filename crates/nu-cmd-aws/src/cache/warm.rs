@@ -11,7 +11,7 @@ use aws_core::pagination::Next;
 use aws_core::s3::list_buckets;
 use nu_engine::command_prelude::*;
 
-use crate::context::{AwsContext, CallSession, cache_flags, session_flags};
+use crate::context::{AwsContext, CallSession, SessionArgs, cache_flags, freshness, policy, session_flags};
 use crate::ec2::cache_params;
 
 #[derive(Clone)]
@@ -19,13 +19,13 @@ pub struct CacheWarm {
     pub ctx: Arc<AwsContext>,
 }
 
-/// The EC2 listings worth having at hand, with their operations.
-const EC2_LISTINGS: &[(Listing, &str)] = &[
-    (Listing::Instances, "DescribeInstances"),
-    (Listing::SecurityGroups, "DescribeSecurityGroups"),
-    (Listing::Vpcs, "DescribeVpcs"),
-    (Listing::Subnets, "DescribeSubnets"),
-    (Listing::Regions, "DescribeRegions"),
+/// The EC2 listings worth having at hand.
+const EC2_LISTINGS: &[Listing] = &[
+    Listing::Instances,
+    Listing::SecurityGroups,
+    Listing::Vpcs,
+    Listing::Subnets,
+    Listing::Regions,
 ];
 
 impl Command for CacheWarm {
@@ -51,6 +51,18 @@ impl Command for CacheWarm {
         }]
     }
 
+    #[expect(deprecated, reason = "the dynamic completion API is marked experimental")]
+    fn get_dynamic_completion(
+        &self,
+        engine_state: &EngineState,
+        stack: &mut Stack,
+        call: nu_protocol::DynamicCompletionCallRef,
+        arg_type: &nu_protocol::engine::ArgType,
+        _experimental: nu_protocol::engine::ExperimentalMarker,
+    ) -> Result<Option<Vec<nu_protocol::DynamicSuggestion>>, ShellError> {
+        crate::complete::complete(&self.ctx, engine_state, stack, &call, arg_type, None)
+    }
+
     fn run(
         &self,
         engine_state: &EngineState,
@@ -58,16 +70,25 @@ impl Command for CacheWarm {
         call: &Call,
         _input: PipelineData,
     ) -> Result<PipelineData, ShellError> {
-        let mut cs = CallSession::resolve(&self.ctx, engine_state, stack, call)?;
-        cs.quiet = true;
-        let region = cs.session.region().map(str::to_string);
+        // Only what needs the shell happens here; the session (config files, SSO, credentials)
+        // is built on the warming thread, so the prompt never waits for it.
+        let spec = SessionArgs::from_call(engine_state, stack, call)?.spec(engine_state, stack);
+        let freshness = freshness(engine_state, stack, call)?;
+        let policy = policy(engine_state, stack)?;
+        let cache = self.ctx.cache(engine_state, stack).clone();
+        let ctx = self.ctx.clone();
         let mut warming = vec!["buckets"];
-        if region.is_some() {
+        if spec.region.is_some() {
             warming.extend(["instances", "security-groups", "vpcs", "subnets", "regions"]);
         }
+        let region = spec.region.clone();
         std::thread::Builder::new()
             .name("nuaws-cache-warm".into())
-            .spawn(move || warm(&cs))
+            .spawn(move || {
+                if let Some(cs) = CallSession::background(&ctx, &spec, cache, policy, freshness) {
+                    warm(&cs);
+                }
+            })
             .map_err(|err| ShellError::Generic(
                 nu_protocol::shell_error::generic::GenericError::new_internal(
                     "Cannot start warming the cache",
@@ -93,10 +114,10 @@ fn warm(cs: &CallSession) {
     if session.region().is_none() {
         return;
     }
-    for (listing, operation) in EC2_LISTINGS {
+    for listing in EC2_LISTINGS {
         let request = ListRequest::new(*listing);
         let params = cache_params(&request);
-        drain(cs, cs.feed("ec2", operation, String::new(), params, || ec2::list(&session, request)));
+        drain(cs, cs.feed("ec2", listing.operation(), String::new(), params, || ec2::list(&session, request)));
     }
 }
 

@@ -7,7 +7,6 @@ use super::ListingSpec;
 pub static SPEC: ListingSpec = ListingSpec {
     name: "aws ec2 images",
     listing: Listing::Images,
-    operation: "DescribeImages",
     description: "List AMIs owned by the account (or --owner): id, name, state, owner, creation time, architecture and tags.",
     extra_description: "Defaults to the images the account owns; pass --owner [amazon] or an account id for others. Listing every public image (the AWS CLI's default) is never done implicitly.",
     search_terms: &["describe-images", "ami"],

@@ -7,7 +7,6 @@ use super::ListingSpec;
 pub static SPEC: ListingSpec = ListingSpec {
     name: "aws ec2 instances",
     listing: Listing::Instances,
-    operation: "DescribeInstances",
     description: "List EC2 instances, one row each: id, name, state, type, launch time, addresses, network and tags.",
     extra_description: "Reservations are flattened away. `name` comes from the Name tag; `tags` is a record of all tags. Results stream page by page.",
     search_terms: &["describe-instances", "servers", "vm"],

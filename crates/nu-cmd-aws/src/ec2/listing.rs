@@ -14,8 +14,6 @@ use crate::stream::RowStream;
 pub struct ListingSpec {
     pub name: &'static str,
     pub listing: Listing,
-    /// The EC2 API operation behind the listing (names its cache entries).
-    pub operation: &'static str,
     pub description: &'static str,
     pub extra_description: &'static str,
     pub search_terms: &'static [&'static str],
@@ -89,6 +87,18 @@ impl Command for Ec2List {
             .collect()
     }
 
+    #[expect(deprecated, reason = "the dynamic completion API is marked experimental")]
+    fn get_dynamic_completion(
+        &self,
+        engine_state: &EngineState,
+        stack: &mut Stack,
+        call: nu_protocol::DynamicCompletionCallRef,
+        arg_type: &nu_protocol::engine::ArgType,
+        _experimental: nu_protocol::engine::ExperimentalMarker,
+    ) -> Result<Option<Vec<nu_protocol::DynamicSuggestion>>, ShellError> {
+        crate::complete::complete(&self.ctx, engine_state, stack, &call, arg_type, self.spec.ids.map(|_| crate::complete::Candidates::Ids(self.spec.listing)))
+    }
+
     fn run(
         &self,
         engine_state: &EngineState,
@@ -123,7 +133,7 @@ impl Command for Ec2List {
         let params = cache_params(&request);
         let session = cs.session.clone();
         let feed = cs
-            .feed("ec2", self.spec.operation, String::new(), params, || ec2::list(&session, request))
+            .feed("ec2", self.spec.listing.operation(), String::new(), params, || ec2::list(&session, request))
             .map_err(|err| to_shell_error(err, &cs.spans))?;
         let ids = IdSpans { ids, spans: cs.spans };
         RowStream::new(feed, call.head, cs.spans, cs.signals.clone())

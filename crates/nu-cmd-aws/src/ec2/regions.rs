@@ -7,7 +7,6 @@ use super::ListingSpec;
 pub static SPEC: ListingSpec = ListingSpec {
     name: "aws ec2 regions",
     listing: Listing::Regions,
-    operation: "DescribeRegions",
     description: "List the regions enabled for the account (--all for every region), with endpoint and opt-in status.",
     extra_description: "",
     search_terms: &["describe-regions"],

@@ -7,7 +7,6 @@ use super::ListingSpec;
 pub static SPEC: ListingSpec = ListingSpec {
     name: "aws ec2 security-groups",
     listing: Listing::SecurityGroups,
-    operation: "DescribeSecurityGroups",
     description: "List EC2 security groups: id, name, description, VPC, owner, rule counts and tags.",
     extra_description: "",
     search_terms: &["describe-security-groups", "firewall", "sg"],

@@ -7,7 +7,6 @@ use super::ListingSpec;
 pub static SPEC: ListingSpec = ListingSpec {
     name: "aws ec2 snapshots",
     listing: Listing::Snapshots,
-    operation: "DescribeSnapshots",
     description: "List EBS snapshots owned by the account (or --owner): id, volume, size, state, start time and tags.",
     extra_description: "Defaults to the snapshots the account owns; the AWS CLI's default also lists every public snapshot.",
     search_terms: &["describe-snapshots", "ebs", "backup"],

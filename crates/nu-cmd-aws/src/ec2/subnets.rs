@@ -7,7 +7,6 @@ use super::ListingSpec;
 pub static SPEC: ListingSpec = ListingSpec {
     name: "aws ec2 subnets",
     listing: Listing::Subnets,
-    operation: "DescribeSubnets",
     description: "List subnets: id, name, VPC, CIDR block, availability zone, free addresses, state and tags.",
     extra_description: "",
     search_terms: &["describe-subnets", "network"],

@@ -7,7 +7,6 @@ use super::ListingSpec;
 pub static SPEC: ListingSpec = ListingSpec {
     name: "aws ec2 volumes",
     listing: Listing::Volumes,
-    operation: "DescribeVolumes",
     description: "List EBS volumes: id, name, size, type, state, zone, encryption, attachments and tags.",
     extra_description: "",
     search_terms: &["describe-volumes", "ebs", "disk"],

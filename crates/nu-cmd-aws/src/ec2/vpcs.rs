@@ -7,7 +7,6 @@ use super::ListingSpec;
 pub static SPEC: ListingSpec = ListingSpec {
     name: "aws ec2 vpcs",
     listing: Listing::Vpcs,
-    operation: "DescribeVpcs",
     description: "List VPCs: id, name, CIDR block, state, whether default, owner and tags.",
     extra_description: "",
     search_terms: &["describe-vpcs", "network"],

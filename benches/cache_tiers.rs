@@ -1,0 +1,129 @@
+//! Benchmarks of the cache tiers on the shape that matters: a 500-instance EC2 listing.
+//!
+//! `cargo bench --bench cache_tiers` runs criterion on each operation (memory hit, disk hit, key
+//! derivation, encode, decode), then prints the p50/p99 of memory and disk hits over many single
+//! timed calls, since criterion reports means and medians, and the targets are on p99.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_core::cache::{
+    Cache, DiskCache, Entry, Identity, Request, SystemClock, cache_key, decode, encode,
+};
+use aws_core::row::{Field, Row};
+use criterion::{Criterion, black_box};
+
+/// 500 rows shaped like `aws ec2 instances` rows.
+fn instance_rows() -> Vec<Row> {
+    (0..500)
+        .map(|i| {
+            Row::new()
+                .with("id", Field::Text(format!("i-{i:017x}")))
+                .with("name", Field::Text(format!("web-{i:04}")))
+                .with("state", Field::Text(if i % 10 == 0 { "stopped" } else { "running" }.into()))
+                .with("type", Field::Text("t3.micro".into()))
+                .with("launch_time", Field::Time(chrono::Utc::now()))
+                .with("private_ip", Field::Text(format!("10.0.{}.{}", i / 250, i % 250)))
+                .with("public_ip", Field::Text(format!("54.1.{}.{}", i / 250, i % 250)))
+                .with("vpc_id", Field::Text("vpc-0123456789abcdef0".into()))
+                .with("subnet_id", Field::Text("subnet-0123456789abcdef0".into()))
+                .with("security_groups", Field::List(vec![Field::Text("sg-0123456789abcdef0".into())]))
+                .with("az", Field::Text("us-east-1a".into()))
+                .with("image_id", Field::Text("ami-0123456789abcdef0".into()))
+                .with("key_name", Field::Null)
+                .with("platform", Field::Null)
+                .with("architecture", Field::Text("x86_64".into()))
+                .with(
+                    "tags",
+                    Field::Record(vec![
+                        ("Name".into(), Field::Text(format!("web-{i:04}"))),
+                        ("Team".into(), Field::Text(format!("team-{}", i % 5))),
+                    ]),
+                )
+        })
+        .collect()
+}
+
+fn key() -> String {
+    cache_key(
+        &Identity::new("123456789012", "arn:aws:iam::123456789012:user/bench"),
+        &Request {
+            region: "us-east-1",
+            endpoint: None,
+            service: "ec2",
+            operation: "DescribeInstances",
+            scope: String::new(),
+            params: vec![("ids", String::new()), ("owners", String::new()), ("all", "false".into())],
+        },
+    )
+}
+
+struct Fixture {
+    key: String,
+    memory: Cache,
+    disk: DiskCache,
+    encoded: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let key = key();
+    let rows = instance_rows();
+    let memory = Cache::builder().build();
+    memory.store(key.clone(), rows.clone(), Duration::from_secs(300));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let disk = DiskCache::open(dir.path(), 64 << 20, Arc::new(SystemClock));
+    let entry = Entry::new(key.clone(), rows, SystemTime::now(), Duration::from_secs(300));
+    disk.insert(&entry);
+    assert!(disk.get(&key).is_some(), "the disk tier works in this directory");
+    Fixture { key, memory, disk, encoded: encode(&entry), _dir: dir }
+}
+
+/// What a memory hit costs a listing command: the lookup, and the rows it replays.
+fn memory_hit(f: &Fixture) -> usize {
+    let (entry, _) = f.memory.lookup(&f.key, "ec2").expect("memory hit");
+    entry.rows.clone().len()
+}
+
+fn disk_hit(f: &Fixture) -> usize {
+    f.disk.get(&f.key).expect("disk hit").rows.len()
+}
+
+fn criterion_benches(c: &mut Criterion, f: &Fixture) {
+    c.bench_function("memory hit, 500 instances", |b| b.iter(|| black_box(memory_hit(f))));
+    c.bench_function("disk hit, 500 instances", |b| b.iter(|| black_box(disk_hit(f))));
+    c.bench_function("cache key", |b| b.iter(|| black_box(key())));
+    let entry = decode(&f.encoded, &f.key).expect("decodes");
+    c.bench_function("encode 500 instances", |b| b.iter(|| black_box(encode(&entry).len())));
+    c.bench_function("decode 500 instances", |b| {
+        b.iter(|| black_box(decode(&f.encoded, &f.key).map(|e| e.rows.len())))
+    });
+}
+
+fn percentiles(name: &str, runs: usize, mut op: impl FnMut() -> usize) {
+    let mut samples: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            black_box(op());
+            start.elapsed()
+        })
+        .collect();
+    samples.sort();
+    let at = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
+    println!(
+        "{name}: p50 {:?}  p99 {:?}  max {:?}  ({runs} calls)",
+        at(0.50),
+        at(0.99),
+        samples[samples.len() - 1]
+    );
+}
+
+fn main() {
+    let f = fixture();
+    let mut c = Criterion::default().configure_from_args();
+    criterion_benches(&mut c, &f);
+    c.final_summary();
+    println!("encoded size of 500 instances: {} bytes", f.encoded.len());
+    percentiles("memory hit, 500 instances", 2000, || memory_hit(&f));
+    percentiles("disk hit, 500 instances", 2000, || disk_hit(&f));
+}
