@@ -8,8 +8,7 @@
 //! a thread of its own; Tab waits at most [`DEADLINE`] for it, and whatever arrives later stays in
 //! the cache for the next Tab. The prompt never waits on the network beyond the deadline.
 
-use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use aws_core::cache::{Freshness, RowFeed};
@@ -129,6 +128,7 @@ fn profiles(args: &SessionArgs, engine_state: &EngineState, stack: &Stack) -> Ve
 }
 
 /// What to list for candidates.
+#[derive(Debug)]
 enum Source {
     Buckets,
     Objects(S3Url),
@@ -155,18 +155,60 @@ fn fetch(
     let Ok(policy) = crate::context::policy(engine_state, stack) else {
         return vec![];
     };
-    let ctx = ctx.clone();
-    let (tx, rx) = mpsc::channel();
-    // A completion never waits for Ctrl-C: it is bounded by the deadline instead.
-    let work = move || {
-        if let Some(cs) = CallSession::background(&ctx, &spec, cache, policy, Freshness::Normal) {
-            let _ = tx.send(listing_rows(&cs, source));
+    // One listing in flight per (identity spec, source): Tabs that come while it runs wait for
+    // it instead of sending the same request again.
+    let key = format!("{spec:?}|{source:?}");
+    let (pending, leader) = {
+        let mut inflight = ctx.completions.lock().unwrap_or_else(|e| e.into_inner());
+        match inflight.get(&key) {
+            Some(pending) => (pending.clone(), false),
+            None => {
+                let pending = Arc::new(Pending::default());
+                inflight.insert(key.clone(), pending.clone());
+                (pending, true)
+            }
         }
     };
-    if std::thread::Builder::new().name("nuaws-complete".into()).spawn(work).is_err() {
-        return vec![];
+    if leader {
+        let ctx = ctx.clone();
+        let done = pending.clone();
+        // A completion never waits for Ctrl-C: it is bounded by the deadline instead.
+        let work = move || {
+            let rows = CallSession::background(&ctx, &spec, cache, policy, Freshness::Normal)
+                .map(|cs| listing_rows(&cs, source))
+                .unwrap_or_default();
+            ctx.completions.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+            done.finish(rows);
+        };
+        if std::thread::Builder::new().name("nuaws-complete".into()).spawn(work).is_err() {
+            return vec![];
+        }
     }
-    rx.recv_timeout(DEADLINE).unwrap_or_default()
+    pending.wait(DEADLINE)
+}
+
+/// A completion listing in flight, which any number of Tabs may wait for.
+#[derive(Default)]
+pub struct Pending {
+    rows: Mutex<Option<Vec<Row>>>,
+    done: Condvar,
+}
+
+impl Pending {
+    fn finish(&self, rows: Vec<Row>) {
+        *self.rows.lock().unwrap_or_else(|e| e.into_inner()) = Some(rows);
+        self.done.notify_all();
+    }
+
+    /// The rows, if they arrive within `deadline`.
+    fn wait(&self, deadline: Duration) -> Vec<Row> {
+        let guard = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = self
+            .done
+            .wait_timeout_while(guard, deadline, |rows| rows.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        guard.clone().unwrap_or_default()
+    }
 }
 
 /// Runs a listing through the cache to its end (so it is stored), keeping the first rows.

@@ -27,6 +27,8 @@ pub struct AwsContext {
     cache: OnceLock<Arc<Cache>>,
     /// Where the last cached read was served from, for `aws cache last`.
     last: Mutex<Option<LastRead>>,
+    /// Completion listings in flight (see `complete`).
+    pub(crate) completions: Mutex<std::collections::HashMap<String, Arc<crate::complete::Pending>>>,
 }
 
 /// Which tier served a read, and how old its data was.

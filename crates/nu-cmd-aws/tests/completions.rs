@@ -6,8 +6,6 @@
 #[path = "../../../tests/support/moto.rs"]
 mod moto;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -171,42 +169,10 @@ fn the_line_s_own_endpoint_and_profile_choose_the_names() {
     assert_eq!(values(&by_profile), ["s3://only-on-second/"]);
 }
 
-/// A loopback proxy to `target` that holds every request for `delay` before forwarding it.
-fn slow_proxy(target: &str, delay: Duration) -> String {
-    let target = target.trim_start_matches("http://").to_string();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let target = target.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(delay);
-                let Ok(server) = TcpStream::connect(&target) else { return };
-                let pipe = |mut from: TcpStream, mut to: TcpStream| {
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 16384];
-                        while let Ok(n) = from.read(&mut buf) {
-                            if n == 0 || to.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        let _ = to.shutdown(std::net::Shutdown::Write);
-                    })
-                };
-                if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
-                    pipe(c2, server);
-                    pipe(s2, client);
-                }
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
 #[test]
 fn a_slow_server_never_blocks_tab_and_the_next_tab_has_the_names() {
     let moto = seeded();
-    let slow = slow_proxy(&moto.endpoint, Duration::from_millis(500));
+    let slow = moto::slow_proxy(&moto.endpoint, Duration::from_millis(500));
     let mut env = env_of(moto, "slow");
     env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
     env.push(("AWS_ENDPOINT_URL".into(), slow));
