@@ -20,6 +20,10 @@ pub const IDENTITY_TTL: Duration = Duration::from_secs(3600);
 
 const OPERATION: &str = "STS GetCallerIdentity";
 
+/// How long a session trusts the identity it established without asking its credentials
+/// provider again.
+pub const IDENTITY_MEMO: Duration = Duration::from_secs(300);
+
 /// The identity of `session`'s current credentials.
 pub fn resolve_identity(
     session: &Session,
@@ -31,6 +35,9 @@ pub fn resolve_identity(
 }
 
 async fn resolve(session: &Session, cache: &Arc<Cache>) -> Result<Identity, AwsError> {
+    if let Some(identity) = session.recent_identity(IDENTITY_MEMO) {
+        return Ok(identity);
+    }
     let provider = session.sdk_config().credentials_provider().ok_or_else(|| {
         AwsError::new(ErrorKind::NoCredentials, OPERATION, "no credentials provider is configured")
     })?;

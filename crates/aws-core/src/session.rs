@@ -124,22 +124,35 @@ pub struct Session {
     config: SdkConfig,
     s3: OnceLock<aws_sdk_s3::Client>,
     ec2: OnceLock<aws_sdk_ec2::Client>,
-    /// The identity of the credentials last seen, by fingerprint (credentials may rotate).
-    identity: Mutex<Option<(String, crate::cache::Identity)>>,
+    /// The identity of the credentials last seen, by fingerprint (credentials may rotate), and
+    /// when it was established.
+    identity: Mutex<Option<(String, crate::cache::Identity, std::time::Instant)>>,
 }
 
 impl Session {
+    /// The identity established for these credentials.
     pub(crate) fn known_identity(&self, fingerprint: &str) -> Option<crate::cache::Identity> {
         let known = self.identity.lock().unwrap_or_else(|e| e.into_inner());
         known
             .as_ref()
-            .filter(|(fp, _)| fp == fingerprint)
-            .map(|(_, id)| id.clone())
+            .filter(|(fp, _, _)| fp == fingerprint)
+            .map(|(_, id, _)| id.clone())
+    }
+
+    /// The identity established less than `within` ago, whatever the credentials now are: a
+    /// session's configuration fixes its principal, and asking the provider again (for SSO or an
+    /// assumed role, a network call) on every command would cost more than the cache saves.
+    pub(crate) fn recent_identity(&self, within: std::time::Duration) -> Option<crate::cache::Identity> {
+        let known = self.identity.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .as_ref()
+            .filter(|(_, _, at)| at.elapsed() < within)
+            .map(|(_, id, _)| id.clone())
     }
 
     pub(crate) fn remember_identity(&self, fingerprint: &str, identity: &crate::cache::Identity) {
         *self.identity.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((fingerprint.to_string(), identity.clone()));
+            Some((fingerprint.to_string(), identity.clone(), std::time::Instant::now()));
     }
 
     /// The region requests go to, when one is configured anywhere.

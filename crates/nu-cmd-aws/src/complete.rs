@@ -47,6 +47,27 @@ const REGIONS: &[&str] = &[
     "mx-central-1", "sa-east-1",
 ];
 
+/// The `get_dynamic_completion` of an AWS command (a type with a `ctx: Arc<AwsContext>` field)
+/// whose positional arguments are `Option<Candidates>`, an expression of the command `$cmd`.
+macro_rules! completion_hook {
+    ($cmd:ident => $positional:expr) => {
+        #[expect(deprecated, reason = "the dynamic completion API is marked experimental")]
+        fn get_dynamic_completion(
+            &self,
+            engine_state: &nu_protocol::engine::EngineState,
+            stack: &mut nu_protocol::engine::Stack,
+            call: nu_protocol::DynamicCompletionCallRef,
+            arg_type: &nu_protocol::engine::ArgType,
+            _experimental: nu_protocol::engine::ExperimentalMarker,
+        ) -> Result<Option<Vec<nu_protocol::DynamicSuggestion>>, nu_protocol::ShellError> {
+            let $cmd = self;
+            $crate::complete::complete(&$cmd.ctx, engine_state, stack, &call, arg_type, $positional)
+        }
+    };
+}
+
+pub(crate) use completion_hook;
+
 /// The completion of one argument of an AWS command; `positional` says what its positional
 /// arguments are (`None`: no opinion, Nushell's own completion applies).
 pub fn complete(

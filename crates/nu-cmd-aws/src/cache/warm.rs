@@ -51,17 +51,7 @@ impl Command for CacheWarm {
         }]
     }
 
-    #[expect(deprecated, reason = "the dynamic completion API is marked experimental")]
-    fn get_dynamic_completion(
-        &self,
-        engine_state: &EngineState,
-        stack: &mut Stack,
-        call: nu_protocol::DynamicCompletionCallRef,
-        arg_type: &nu_protocol::engine::ArgType,
-        _experimental: nu_protocol::engine::ExperimentalMarker,
-    ) -> Result<Option<Vec<nu_protocol::DynamicSuggestion>>, ShellError> {
-        crate::complete::complete(&self.ctx, engine_state, stack, &call, arg_type, None)
-    }
+    crate::complete::completion_hook!(_cmd => None);
 
     fn run(
         &self,

@@ -87,17 +87,7 @@ impl Command for Ec2List {
             .collect()
     }
 
-    #[expect(deprecated, reason = "the dynamic completion API is marked experimental")]
-    fn get_dynamic_completion(
-        &self,
-        engine_state: &EngineState,
-        stack: &mut Stack,
-        call: nu_protocol::DynamicCompletionCallRef,
-        arg_type: &nu_protocol::engine::ArgType,
-        _experimental: nu_protocol::engine::ExperimentalMarker,
-    ) -> Result<Option<Vec<nu_protocol::DynamicSuggestion>>, ShellError> {
-        crate::complete::complete(&self.ctx, engine_state, stack, &call, arg_type, self.spec.ids.map(|_| crate::complete::Candidates::Ids(self.spec.listing)))
-    }
+    crate::complete::completion_hook!(cmd => cmd.spec.ids.map(|_| crate::complete::Candidates::Ids(cmd.spec.listing)));
 
     fn run(
         &self,
