@@ -1,5 +1,6 @@
-//! The real REPL in a real terminal (tmux): typing `aws s3 ls s3://` and Tab shows the bucket
-//! names, served by the real binary against a moto server on loopback.
+//! The real REPL in a real terminal (tmux), against a moto server on loopback: it warms the cache
+//! at start and on a region change, applies nuaws's default config, and Tab after
+//! `aws s3 ls s3://` shows the bucket names.
 
 #[path = "support/moto.rs"]
 mod moto;
@@ -15,7 +16,7 @@ fn tmux(args: &[&str]) -> String {
 }
 
 #[test]
-fn tab_after_s3_scheme_shows_bucket_names() {
+fn the_repl_warms_the_cache_and_tab_shows_bucket_names() {
     let moto = Moto::start(&[]);
     moto.harness("seed-s3", &["--bucket", "alpha-logs", "--objects", "0"]);
     moto.harness("seed-s3", &["--bucket", "beta-data", "--objects", "0"]);
@@ -55,8 +56,27 @@ fn tab_after_s3_scheme_shows_bucket_names() {
         }
     };
     wait_for("> ", None); // the prompt
+
+    // The shell started with AWS configured: it warms the cache in the background, with no
+    // command typed.
+    let warmed = "aws cache ls | get operation | sort | uniq | str join ,";
+    tmux(&["send-keys", "-t", &session, warmed, "Enter"]);
+    wait_for("DescribeInstances,DescribeRegions,DescribeSecurityGroups,DescribeSubnets,DescribeVpcs,ListBuckets", Some(&["Up", "Enter"]));
+    tmux(&["send-keys", "-t", &session, "clear", "Enter"]);
+
+    // nuaws's default config is applied: Nushell's own completion cache is off.
+    tmux(&["send-keys", "-t", &session, "$'cache size: ($env.config.completions.cache_size)'", "Enter"]);
+    wait_for("cache size: 0", None);
+
     tmux(&["send-keys", "-t", &session, "aws s3 ls s3://"]);
     // Tab, and again until the names are there (the first Tab may come before the listing).
     let screen = wait_for("s3://beta-data/", Some(&["Tab"]));
     assert!(screen.contains("s3://alpha-logs/"), "{screen}");
+    tmux(&["send-keys", "-t", &session, "C-u"]);
+
+    // Switching region warms that region too.
+    tmux(&["send-keys", "-t", &session, "$env.AWS_REGION = 'eu-west-1'", "Enter"]);
+    let regions = "aws cache ls | get region | sort | uniq | str join ,";
+    tmux(&["send-keys", "-t", &session, regions, "Enter"]);
+    wait_for("eu-west-1,us-east-1", Some(&["Up", "Enter"]));
 }
