@@ -5,6 +5,7 @@
 //! Adapted from nushell 0.115.1 `src/main.rs` (MIT License, see LICENSE-NUSHELL). The changes are
 //! marked `nuaws:`.
 
+mod cache_verify;
 mod command;
 mod command_context;
 mod config_files;
@@ -102,6 +103,11 @@ impl miette::Diagnostic for Panic {
 }
 
 fn main() -> Result<()> {
+    // nuaws: the disk cache's verifying child, if that is what this process is.
+    if let Some(code) = cache_verify::run_if_requested() {
+        std::process::exit(code);
+    }
+    cache_verify::install();
     let entire_start_time = nu_utils::time::Instant::now();
     let mut start_time = nu_utils::time::Instant::now();
     // Replicated from `miette::set_panic_hook`, but writes via `writeln!(io::stderr(), …)`

@@ -221,3 +221,42 @@ fn a_broken_cache_directory_never_fails_a_command() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nuaws:"), "the problem is said once");
     assert!(Path::new(&s.cache).is_file(), "nothing of the user's is removed");
 }
+
+#[test]
+fn a_cache_left_damaged_by_a_crashed_process_is_verified_apart_and_set_aside() {
+    let s = setup(3);
+    assert_eq!(s.nuaws("aws ec2 instances | length"), "3");
+    // A process that had the cache open died (its marker stays), and the file's data pages were
+    // overwritten: reading them in this process could crash it.
+    let dead = Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    let mut dead = dead;
+    dead.wait().unwrap();
+    let markers = s.cache.join("v1.open");
+    std::fs::create_dir_all(&markers).unwrap();
+    std::fs::write(markers.join(dead_pid.to_string()), "").unwrap();
+    let data = s.cache.join("v1/data.mdb");
+    let mut bytes = std::fs::read(&data).unwrap();
+    assert!(bytes.len() > 3 * 4096);
+    let garbage: Vec<u8> = (0..bytes.len() - 2 * 4096).map(|i| (i * 7919 % 251) as u8).collect();
+    bytes[2 * 4096..].copy_from_slice(&garbage);
+    std::fs::write(&data, &bytes).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_nuaws"))
+        .args(["-n", "-c", "aws ec2 instances | length"])
+        .env_clear()
+        .envs(s.env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3", "the right answer, from the server");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("moved it aside"), "said once: {stderr}");
+    let aside = std::fs::read_dir(&s.cache)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("v1.corrupt-"));
+    assert!(aside, "the damaged cache is kept aside, not deleted");
+    // And the fresh cache works.
+    assert_eq!(s.nuaws("aws ec2 instances | length; aws cache last | get tier"), "disk");
+}

@@ -258,6 +258,69 @@ impl SidecarLock {
     }
 }
 
+/// Where the processes that have the environment open leave their pid: a marker left by a
+/// process that is gone means it did not close the environment (crash, kill -9).
+fn markers_dir(cache_dir: &Path) -> PathBuf {
+    cache_dir.join(format!("{LAYOUT}.open"))
+}
+
+/// This process's marker, removed at exit.
+static MARKER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+extern "C" fn remove_marker() {
+    if let Some(marker) = MARKER.get() {
+        let _ = fs::remove_file(marker);
+    }
+}
+
+/// Notes that this process has the environment of `cache_dir` open, until it exits.
+pub(crate) fn mark_open(cache_dir: &Path) {
+    let dir = markers_dir(cache_dir);
+    if ensure_private_dir(&dir).is_err() {
+        return;
+    }
+    let marker = dir.join(std::process::id().to_string());
+    if fs::write(&marker, b"").is_ok() && MARKER.set(marker).is_ok() {
+        // SAFETY: `remove_marker` is a plain extern "C" function that only reads a OnceLock and
+        // removes a file; registering it has no other precondition.
+        unsafe {
+            libc::atexit(remove_marker);
+        }
+    }
+}
+
+/// Whether a process that had the environment open is gone without closing it. Its marker is
+/// removed: the check it calls for happens once.
+pub(crate) fn unclean_shutdown(cache_dir: &Path) -> bool {
+    let Ok(read) = fs::read_dir(markers_dir(cache_dir)) else {
+        return false;
+    };
+    let mut unclean = false;
+    for entry in read.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid as u32 == std::process::id() || process_alive(pid) {
+            continue;
+        }
+        unclean = true;
+        let _ = fs::remove_file(entry.path());
+    }
+    unclean
+}
+
+#[cfg(unix)]
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists; it sends nothing.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(not(unix))]
+fn process_alive(_pid: i32) -> bool {
+    true
+}
+
 /// Moves the environment directory `cache_dir/v1` aside as `v1.corrupt-<millis>-<pid>` and
 /// creates a fresh empty one. The caller holds `lock` exclusively and has closed its own
 /// environment. `seen` is the identity of the directory the caller found corrupt: if the

@@ -34,7 +34,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, RwLock, Weak};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
@@ -428,11 +428,57 @@ fn is_map_full(error: &heed::Error) -> bool {
     matches!(error, heed::Error::Mdb(MdbError::MapFull))
 }
 
+/// Checks an environment after an unclean shutdown, in a process of its own: a damaged page can
+/// crash whoever reads it (SIGSEGV, SIGBUS), which only a separate process survives. Set once by
+/// the program (which knows how to start such a process); without one, no check is made.
+static VERIFIER: OnceLock<fn(&Path) -> bool> = OnceLock::new();
+
+/// Installs the verifier: `verify(layout)` must return whether the environment in `layout` is
+/// intact, running [`verify_layout`] in a child process.
+pub fn set_verifier(verify: fn(&Path) -> bool) {
+    let _ = VERIFIER.set(verify);
+}
+
+/// Reads every entry of the environment in `layout` and checks it whole (header, checksum,
+/// payload). The body of the verifying process: it may crash on a damaged page, which is the
+/// point of running it apart.
+pub fn verify_layout(layout: &Path) -> bool {
+    let Ok(handle) = open_handle(layout, DEFAULT_MAP_SIZE) else {
+        return false;
+    };
+    let scan = || -> heed::Result<bool> {
+        let rtxn = handle.env.read_txn()?;
+        for item in handle.db.iter(&rtxn)? {
+            let (_, value) = item?;
+            let Ok(header) = parse_header(value) else {
+                return Ok(false);
+            };
+            if decode(value, header.key).is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    scan().unwrap_or(false)
+}
+
 impl SharedEnv {
     fn open(cache_dir: PathBuf, map_size: usize) -> Result<SharedEnv, String> {
         let lock = SidecarLock::open_shared(&cache_dir)?;
         dir::ensure_private_dir(&cache_dir.join(LAYOUT))?;
         let mut warnings = Vec::new();
+        // A process that had the environment open died without closing it (crash, kill -9):
+        // check the environment before this process reads a page of it.
+        if dir::unclean_shutdown(&cache_dir) {
+            if let Some(verify) = VERIFIER.get() {
+                if !verify(&cache_dir.join(LAYOUT)) {
+                    let identity = dir::dir_identity(&cache_dir.join(LAYOUT));
+                    let why = "a nuaws process stopped while using it, and it failed verification";
+                    warnings.push(heal(&cache_dir, &lock, identity, why)?);
+                }
+            }
+        }
+        dir::mark_open(&cache_dir);
         let (handle, identity) = open_or_heal(&cache_dir, &lock, map_size, &mut warnings)?;
         Ok(SharedEnv {
             cache_dir,
