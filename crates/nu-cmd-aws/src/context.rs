@@ -246,6 +246,10 @@ impl CallSession {
             .get(&spec, &check)
             .map_err(|err| to_shell_error(err, &session_spans))?;
         let cache = ctx.cache(engine_state, stack).clone();
+        // Problems the disk tier ran into since (it then runs without disk): each said once.
+        for warning in cache.take_warnings() {
+            eprintln!("nuaws: {warning}");
+        }
         let has_cache_flags = engine_state
             .get_decl(call.decl_id)
             .signature()
