@@ -78,7 +78,14 @@ pub fn complete(
     arg_type: &ArgType,
     positional: Option<Candidates>,
 ) -> Result<Option<Vec<DynamicSuggestion>>, ShellError> {
-    let args = line_session_args(call);
+    let mut args = line_session_args(call);
+    // The value being typed is not yet a choice: `--region ap-` lists regions from the line's
+    // other settings, not from a region called `ap-`.
+    match arg_type {
+        ArgType::Flag(flag) if flag == "region" => args.region = None,
+        ArgType::Flag(flag) if flag == "profile" => args.profile = None,
+        _ => {}
+    }
     match (arg_type, positional) {
         (ArgType::Flag(flag), _) if flag == "profile" => Ok(Some(profiles(&args, engine_state, stack))),
         (ArgType::Flag(flag), _) if flag == "region" => {

@@ -189,3 +189,16 @@ fn nuaws_turns_nushell_s_completion_cache_off_by_default() {
     let text = include_str!("../../../src/default_config.nu");
     assert!(text.contains("$env.config.completions.cache_size = 0"));
 }
+
+#[test]
+fn the_line_s_own_region_chooses_the_ids() {
+    let moto = Moto::start(&[]);
+    moto.harness("seed-ec2", &["--instances", "3"]);
+    moto.harness("seed-ec2", &["--instances", "2", "--region", "eu-west-1"]);
+    let es = engine(env_of(&moto, "region"));
+    let here = tab_until(&es, "aws ec2 instances ");
+    let there = tab_until(&es, "aws ec2 stop --region eu-west-1 ");
+    assert_eq!(here.len(), 3);
+    assert_eq!(there.len(), 2);
+    assert!(values(&there).iter().all(|id| !values(&here).contains(id)));
+}
