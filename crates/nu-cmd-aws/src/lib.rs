@@ -1,8 +1,9 @@
 //! `nu-cmd-aws`: the AWS commands of nuaws as native Nushell commands, built on `aws-core`.
 //!
-//! One command per file, grouped by service (`s3/`, `ec2/`), as in nushell's `nu-command`. The
-//! shared pieces are [`context`] (the process-wide [`AwsContext`]: sessions; and how a command
-//! finds its profile, region and endpoint), [`values`] (rows to Nushell values), [`stream`]
+//! One command per file, grouped by domain (`s3/`, `ec2/`, `cache/`), as in nushell's
+//! `nu-command`. The shared pieces are [`context`] (the process-wide [`AwsContext`]: sessions and
+//! the cache; how a command finds its profile, region and endpoint and reads through the cache),
+//! [`complete`] (Tab completion of names and ids), [`values`] (rows to Nushell values), [`stream`]
 //! (paginated listings as interruptible `ListStream`s) and [`errors`] (AWS failures as Nushell
 //! errors that point at the offending argument).
 //!

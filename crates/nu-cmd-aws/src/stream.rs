@@ -1,7 +1,8 @@
-//! Paginated listings as Nushell streams: [`RowStream`] turns an `aws-core` [`RowFeed`] (a listing
-//! replayed from the cache or fetched page by page) into an iterator of values for a `ListStream`. It waits for pages in short slices so Ctrl-C
-//! ends it promptly even while a request is in flight (the `ListStream` itself only checks
-//! between items), and dropping it (`first 5`) aborts the fetch.
+//! Paginated listings as Nushell streams: [`RowStream`] turns an `aws-core` [`RowFeed`] (a
+//! listing replayed from the cache or fetched page by page) into an iterator of values for a
+//! `ListStream`. It waits for pages in short slices so Ctrl-C ends it promptly even while a
+//! request is in flight (the `ListStream` itself only checks between items), and dropping it
+//! (`first 5`) aborts the fetch.
 
 use std::time::Duration;
 
