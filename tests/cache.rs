@@ -188,7 +188,12 @@ fn warm_fills_the_cache_in_the_background() {
     let out = s.nuaws("aws cache warm | get warming | str join ,");
     assert_eq!(out, "buckets,instances,security-groups,vpcs,subnets,regions");
     // The prompt came back at once; in a shell that stays, the listings land in the cache.
-    let out = s.nuaws("aws cache warm | ignore; sleep 3sec; aws cache ls | get operation | sort | str join ,");
+    let out = s.nuaws(
+        "aws cache warm | ignore
+         mut waited = 0
+         while (aws cache ls | length) < 6 and $waited < 150 { sleep 200ms; $waited += 1 }
+         aws cache ls | get operation | sort | str join ,",
+    );
     assert_eq!(out, "DescribeInstances,DescribeRegions,DescribeSecurityGroups,DescribeSubnets,DescribeVpcs,ListBuckets");
     let before = s.requests("DescribeInstances");
     assert_eq!(s.nuaws("aws ec2 instances | length; aws cache last | get tier"), "disk");
