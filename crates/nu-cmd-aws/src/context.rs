@@ -65,15 +65,13 @@ impl AwsContext {
                     .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache")))
                     .map(|base| base.join("nuaws"))
             });
+            // Problems opening it are said by the next foreground command (`CallSession`), never
+            // from a completion or warming thread, which would write over the line being typed.
             let builder = Cache::builder();
-            let cache = match dir {
+            Arc::new(match dir {
                 Some(dir) => builder.disk_dir(dir).build(),
                 None => builder.build(),
-            };
-            for warning in cache.take_warnings() {
-                eprintln!("nuaws: {warning}");
-            }
-            Arc::new(cache)
+            })
         })
     }
 
@@ -246,7 +244,8 @@ impl CallSession {
             .get(&spec, &check)
             .map_err(|err| to_shell_error(err, &session_spans))?;
         let cache = ctx.cache(engine_state, stack).clone();
-        // Problems the disk tier ran into since (it then runs without disk): each said once.
+        // Problems the disk tier ran into (at open or since; it then runs without disk): each
+        // said once, here in the foreground.
         for warning in cache.take_warnings() {
             eprintln!("nuaws: {warning}");
         }
