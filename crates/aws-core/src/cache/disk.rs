@@ -969,24 +969,10 @@ mod tests {
         Entry::new(key, every_field_kind(), clock.wall(), ttl)
     }
 
-    /// Text that brotli cannot shrink much, so sizes are predictable.
-    fn noise(len: usize, seed: u64) -> String {
-        let mut x = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407)
-            | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                char::from(
-                    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"
-                        [(x % 64) as usize],
-                )
-            })
-            .collect()
+    mod noise {
+        include!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/noise.rs"));
     }
+    use noise::noise;
 
     fn big_entry(key: &str, clock: &MockClock, len: usize) -> Entry {
         let rows = vec![Row::new().with(
