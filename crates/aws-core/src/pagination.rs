@@ -111,22 +111,6 @@ impl<T: Send + 'static> PageStream<T> {
         self.task.abort();
         self.finished = true;
     }
-
-    /// Drains the whole listing (for short ones: regions, security groups of one id set).
-    pub fn collect_all(mut self, interrupt: &dyn crate::runtime::Interrupt) -> Result<Vec<T>, AwsError> {
-        let mut out = Vec::new();
-        loop {
-            match self.next_timeout(crate::runtime::INTERRUPT_POLL) {
-                Next::Item(item) => out.push(item),
-                Next::End => return Ok(out),
-                Next::Error(err) => return Err(err),
-                Next::Pending if interrupt.interrupted() => {
-                    return Err(AwsError::interrupted("listing"));
-                }
-                Next::Pending => {}
-            }
-        }
-    }
 }
 
 impl<T> Drop for PageStream<T> {
@@ -138,7 +122,19 @@ impl<T> Drop for PageStream<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::NoInterrupt;
+
+    /// Every item of a listing, in order.
+    fn collect_all<T: Send + 'static>(mut stream: PageStream<T>) -> Result<Vec<T>, AwsError> {
+        let mut out = Vec::new();
+        loop {
+            match stream.next_timeout(Duration::from_secs(5)) {
+                Next::Item(item) => out.push(item),
+                Next::End => return Ok(out),
+                Next::Error(err) => return Err(err),
+                Next::Pending => {}
+            }
+        }
+    }
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -159,7 +155,7 @@ mod tests {
     #[test]
     fn yields_every_item_in_order() {
         let requests = Arc::new(AtomicUsize::new(0));
-        let all = counted_listing(5, 10, requests.clone()).collect_all(&NoInterrupt).unwrap();
+        let all = collect_all(counted_listing(5, 10, requests.clone())).unwrap();
         assert_eq!(all, (0..50).collect::<Vec<_>>());
         assert_eq!(requests.load(Ordering::SeqCst), 5);
     }

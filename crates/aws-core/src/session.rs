@@ -233,15 +233,6 @@ impl Sessions {
             .clone())
     }
 
-    /// Every session built so far.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionSpec, Arc<Session>>> {
         // A panic while holding this lock cannot leave the map half-written: recover it.
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())

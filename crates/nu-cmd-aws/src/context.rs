@@ -12,7 +12,7 @@ use aws_core::cache::{Cache, CachePolicy, Freshness, Request, RowFeed, Tier, cac
 use aws_core::identity::resolve_identity;
 use aws_core::pagination::PageStream;
 use aws_core::row::Row;
-use aws_core::session::{ClientSettings, Session, SessionSpec, Sessions};
+use aws_core::session::{Session, SessionSpec, Sessions};
 use aws_core::AwsError;
 use nu_engine::command_prelude::*;
 use nu_protocol::Signals;
@@ -42,13 +42,6 @@ pub struct LastRead {
 }
 
 impl AwsContext {
-    pub fn new(settings: ClientSettings) -> Self {
-        Self {
-            sessions: Sessions::new(settings),
-            ..Default::default()
-        }
-    }
-
     /// The process's cache, opened under the cache directory of the shell that first needs it:
     /// `$env.NUAWS_CACHE_DIR`, else `$env.XDG_CACHE_HOME/nuaws`, else `~/.cache/nuaws`.
     pub fn cache(&self, engine_state: &EngineState, stack: &Stack) -> &Arc<Cache> {
@@ -249,24 +242,14 @@ impl CallSession {
         for warning in cache.take_warnings() {
             eprintln!("nuaws: {warning}");
         }
-        let has_cache_flags = engine_state
-            .get_decl(call.decl_id)
-            .signature()
-            .named
-            .iter()
-            .any(|f| f.long == "refresh");
-        let freshness = if has_cache_flags {
-            freshness(engine_state, stack, call)?
-        } else {
-            Freshness::Bypass
-        };
         Ok(Self {
             session,
             spans,
             signals,
             ctx: ctx.clone(),
             cache,
-            freshness,
+            // Commands without --refresh/--no-cache are writes: they never read through the cache.
+            freshness: freshness(engine_state, stack, call)?,
             policy: policy(engine_state, stack)?,
             command: engine_state.get_decl(call.decl_id).name().to_string(),
             quiet: false,

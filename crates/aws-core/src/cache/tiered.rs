@@ -137,10 +137,6 @@ impl Cache {
         CacheBuilder::new()
     }
 
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
-    }
-
     fn counter(&self, tier: Tier, service: &str) -> Arc<Counter> {
         lock(&self.counters)
             .entry((tier, service.to_string()))
