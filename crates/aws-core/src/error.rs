@@ -32,12 +32,15 @@ pub enum ErrorKind {
     Network,
     /// The caller interrupted the operation.
     Interrupted,
+    /// A local file could not be read or written (or exists and may not be replaced).
+    Local,
     /// Any other service error.
     Service,
 }
 
-/// A classified AWS failure.
-#[derive(Debug)]
+/// A classified AWS failure. Cloneable (its source is shared), so one failed request can be the
+/// answer of every caller that shared it.
+#[derive(Debug, Clone)]
 pub struct AwsError {
     pub kind: ErrorKind,
     /// "S3 ListObjectsV2", "EC2 DescribeInstances", or "configuration".
@@ -47,7 +50,7 @@ pub struct AwsError {
     pub message: String,
     /// The HTTP status of the failing response, when there was one.
     pub status: Option<u16>,
-    source: Option<Box<dyn StdError + Send + Sync>>,
+    source: Option<std::sync::Arc<dyn StdError + Send + Sync>>,
 }
 
 const THROTTLING_CODES: &[&str] = &[
@@ -148,7 +151,7 @@ impl AwsError {
             code,
             message,
             status,
-            source: Some(Box::new(err)),
+            source: Some(std::sync::Arc::new(err)),
         }
     }
 
@@ -170,6 +173,8 @@ impl AwsError {
             ErrorKind::Timeout => "The request timed out; check the network or the endpoint ($env.AWS_ENDPOINT_URL), then retry.".into(),
             ErrorKind::Network => "Could not reach the AWS endpoint; check the network, proxy settings and $env.AWS_ENDPOINT_URL.".into(),
             ErrorKind::Interrupted => "The operation was interrupted.".into(),
+            ErrorKind::Local if self.code.as_deref() == Some("FileExists") => "Pass --force to replace existing files, or choose another destination.".into(),
+            ErrorKind::Local => "Check the local path: that it exists, and that you may read or write it.".into(),
             ErrorKind::Service => "The service rejected the request; the message above is its own.".into(),
         }
     }

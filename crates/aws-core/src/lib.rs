@@ -7,6 +7,8 @@
 //!   clients built once and shared (one HTTP connection pool per client).
 //! - [`runtime`]: the one tokio runtime of the process, and blocking entry points that a
 //!   synchronous caller can interrupt.
+//! - [`engine`]: many requests at once: an adaptive concurrency limit per lane, deduplication
+//!   of identical requests, bulk jobs with retries, backpressure and fail-fast or resilient modes.
 //! - [`pagination`]: [`pagination::PageStream`], a paginated listing fed through a bounded channel
 //!   that prefetches at most one page ahead of its consumer.
 //! - [`error`]: [`error::AwsError`], SDK failures classified into what a user can act on.
@@ -19,6 +21,7 @@
 
 pub mod cache;
 pub mod ec2;
+pub mod engine;
 pub mod error;
 pub mod identity;
 pub mod pagination;

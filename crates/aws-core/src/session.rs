@@ -121,8 +121,14 @@ impl Default for ClientSettings {
 /// The SDK configuration and clients of one [`SessionSpec`].
 pub struct Session {
     pub spec: SessionSpec,
+    /// Unique in the process: requests of different sessions are never deduplicated together.
+    id: u64,
     config: SdkConfig,
     s3: OnceLock<aws_sdk_s3::Client>,
+    /// S3 with one attempt per request, for the engine, which retries itself (it must see each
+    /// throttle to adapt). Built from the same configuration, so it shares the HTTP client and
+    /// its connection pool.
+    s3_single_attempt: OnceLock<aws_sdk_s3::Client>,
     ec2: OnceLock<aws_sdk_ec2::Client>,
     /// The identity of the credentials last seen, by fingerprint (credentials may rotate), and
     /// when it was established.
@@ -193,6 +199,18 @@ impl Session {
             }
             aws_sdk_s3::Client::from_conf(builder.build())
         })
+    }
+
+    /// The S3 client the request engine uses: no SDK retries (see the field's comment).
+    pub fn s3_single_attempt(&self) -> &aws_sdk_s3::Client {
+        self.s3_single_attempt.get_or_init(|| {
+            let config = self.s3().config().to_builder().retry_config(RetryConfig::disabled()).build();
+            aws_sdk_s3::Client::from_conf(config)
+        })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The EC2 client; EC2 is regional, so this needs a region.
@@ -270,10 +288,13 @@ impl Sessions {
             Ok::<_, AwsError>(loader.load().await)
         })
         .map_err(|_| AwsError::interrupted("loading AWS configuration"))??;
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Session {
             spec: spec.clone(),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             config,
             s3: OnceLock::new(),
+            s3_single_attempt: OnceLock::new(),
             ec2: OnceLock::new(),
             identity: Mutex::default(),
         })

@@ -28,13 +28,20 @@ fn interrupted(op: &str) -> impl FnOnce(crate::runtime::Interrupted) -> AwsError
 /// Metadata of one object: `name`, `size`, `modified`, `etag`, `content_type`, `storage_class`,
 /// `version_id`, `metadata`.
 pub fn head_object(session: &Session, url: &S3Url, interrupt: &dyn Interrupt) -> Result<Row, AwsError> {
+    block_on(interrupt, head_object_with(session.s3().clone(), url.clone()))
+        .map_err(interrupted("S3 HeadObject"))?
+}
+
+/// [`head_object`] as a future on a given client (the engine's, which does its own retries).
+pub async fn head_object_with(client: aws_sdk_s3::Client, url: S3Url) -> Result<Row, AwsError> {
     let op = "S3 HeadObject";
-    let out = block_on(
-        interrupt,
-        session.s3().head_object().bucket(&url.bucket).key(&url.key).send(),
-    )
-    .map_err(interrupted(op))?
-    .map_err(|e| AwsError::from_sdk(op, e))?;
+    let out = client
+        .head_object()
+        .bucket(&url.bucket)
+        .key(&url.key)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk(op, e))?;
     let mut metadata: Vec<(String, Field)> = out
         .metadata()
         .map(|m| m.iter().map(|(k, v)| (k.clone(), Field::Text(v.clone()))).collect())
@@ -252,6 +259,16 @@ pub fn delete_objects(
     keys: &[String],
     interrupt: &dyn Interrupt,
 ) -> Result<Vec<DeleteOutcome>, AwsError> {
+    block_on(interrupt, delete_objects_with(session.s3().clone(), bucket.to_string(), keys.to_vec()))
+        .map_err(interrupted("S3 DeleteObjects"))?
+}
+
+/// [`delete_objects`] as a future on a given client.
+pub async fn delete_objects_with(
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    keys: Vec<String>,
+) -> Result<Vec<DeleteOutcome>, AwsError> {
     let op = "S3 DeleteObjects";
     let objects = keys
         .iter()
@@ -263,12 +280,13 @@ pub fn delete_objects(
         .quiet(false)
         .build()
         .map_err(|e| AwsError::new(ErrorKind::InvalidInput, op, e.to_string()))?;
-    let out = block_on(
-        interrupt,
-        session.s3().delete_objects().bucket(bucket).delete(delete).send(),
-    )
-    .map_err(interrupted(op))?
-    .map_err(|e| AwsError::from_sdk(op, e))?;
+    let out = client
+        .delete_objects()
+        .bucket(&bucket)
+        .delete(delete)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk(op, e))?;
     let failed: std::collections::HashMap<&str, String> = out
         .errors()
         .iter()
@@ -285,7 +303,7 @@ pub fn delete_objects(
     Ok(keys
         .iter()
         .map(|k| DeleteOutcome {
-            url: S3Url::new(bucket, k.clone()),
+            url: S3Url::new(bucket.as_str(), k.clone()),
             error: failed.get(k.as_str()).cloned(),
         })
         .collect())
