@@ -344,6 +344,26 @@ impl CallSession {
         Ok(entry.rows.first().cloned().unwrap_or_default())
     }
 
+    /// For reads made many at once by the engine: the fresh cached row (`Ok`), or else the key
+    /// to store the answer under once it arrives (`Err`; `None` when it is not to be cached).
+    pub fn cached_row(&self, service: &str, operation: &str, scope: String) -> Result<Row, Option<String>> {
+        let key = self.key(service, operation, scope, vec![]);
+        if let (Some(key), Freshness::Normal) = (&key, self.freshness) {
+            if let Some((entry, _tier)) = self.cache.lookup(key, service) {
+                return Ok(entry.rows.first().cloned().unwrap_or_default());
+            }
+        }
+        Err(key)
+    }
+
+    /// Stores a row fetched for [`CallSession::cached_row`]'s key.
+    pub fn store_row(&self, key: String, service: &str, operation: &str, row: Row) {
+        self.cache.count_network(service);
+        if let Some(ttl) = self.policy.ttl(service, operation) {
+            self.cache.store(key, vec![row], ttl);
+        }
+    }
+
     fn record(&self, key: Option<String>, tier: Tier, fetched_at: SystemTime) {
         if self.quiet {
             return;

@@ -9,6 +9,7 @@
 //!
 //! Not here: talking to AWS (that is `aws-core`) or booting the shell (that is the `nuaws` binary).
 
+pub mod bulk;
 pub mod cache;
 pub mod complete;
 pub mod context;

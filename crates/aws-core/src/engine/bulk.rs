@@ -66,6 +66,14 @@ impl Default for JobSettings {
     }
 }
 
+/// What the job's closure makes of an item: a request to send, or an answer that needs none (a
+/// cache hit, or input rejected before any request). Ready answers bypass the limiter and say
+/// nothing about congestion.
+pub enum Request<Fut, T> {
+    Ready(Result<T, AwsError>),
+    Send(Fut),
+}
+
 /// One item's answer.
 #[derive(Debug)]
 pub struct Outcome<I, T> {
@@ -108,6 +116,8 @@ fn classify<T>(result: &Result<T, AwsError>, latency: Duration) -> (Signal, bool
             ErrorKind::Network => (Signal::Ignored, true),
             ErrorKind::Service if err.status.is_some_and(|s| s >= 500) => (Signal::Answered(latency), true),
             ErrorKind::Interrupted => (Signal::Ignored, false),
+            // Never reached the service (rejected locally): no evidence about it.
+            _ if err.status.is_none() => (Signal::Ignored, false),
             // The item's own fault (not found, denied, invalid): an answer like any other.
             _ => (Signal::Answered(latency), false),
         },
@@ -173,7 +183,7 @@ where
     ) -> Self
     where
         It: Iterator<Item = I> + Send + 'static,
-        F: Fn(I) -> Fut + Send + Sync + 'static,
+        F: Fn(I) -> Request<Fut, T> + Send + Sync + 'static,
         Fut: Future<Output = Result<T, AwsError>> + Send + 'static,
     {
         let window = settings.window.max(limiter.settings().max).max(1);
@@ -222,6 +232,11 @@ impl<I, T> BulkJob<I, T> {
     /// The limiter's state now (limit reached, in flight, cuts).
     pub fn limiter_stats(&self) -> LimiterStats {
         self.limiter.stats()
+    }
+
+    /// The job's limiter (for a progress line that outlives a borrow of the job).
+    pub fn limiter(&self) -> Arc<AdaptiveLimiter> {
+        self.limiter.clone()
     }
 
     pub fn elapsed(&self) -> Duration {
@@ -336,7 +351,7 @@ impl Feeder {
         I: Clone + Send + 'static,
         T: Send + 'static,
         It: Iterator<Item = I>,
-        F: Fn(I) -> Fut + Send + Sync + 'static,
+        F: Fn(I) -> Request<Fut, T> + Send + Sync + 'static,
         Fut: Future<Output = Result<T, AwsError>> + Send + 'static,
     {
         let cancelled = || self.shared.cancelled.load(Ordering::SeqCst);
@@ -363,24 +378,47 @@ impl Feeder {
     where
         I: Clone + Send + 'static,
         T: Send + 'static,
-        F: Fn(I) -> Fut + Send + Sync + 'static,
+        F: Fn(I) -> Request<Fut, T> + Send + Sync + 'static,
         Fut: Future<Output = Result<T, AwsError>> + Send + 'static,
     {
         let (limiter, request, tx) = (self.limiter.clone(), request.clone(), tx.clone());
         let (shared, progress, settings) = (self.shared.clone(), self.progress.clone(), self.settings);
         progress.started.fetch_add(1, Ordering::Relaxed);
+        // The closure's synchronous part (a cache lookup, say) runs here, off the runtime.
+        let first = match request(item.clone()) {
+            Request::Ready(result) => {
+                let counter = if result.is_ok() { &progress.succeeded } else { &progress.failed };
+                counter.fetch_add(1, Ordering::Relaxed);
+                let _ = tx.send(Outcome {
+                    index,
+                    item,
+                    result,
+                    attempts: 0,
+                });
+                return;
+            }
+            Request::Send(fut) => fut,
+        };
         // Hold the task list's lock across the spawn, so the task cannot finish and unregister
         // before it is registered.
         let mut tasks = shared.tasks.lock().unwrap_or_else(|e| e.into_inner());
         let task_shared = shared.clone();
         let task = runtime().spawn(async move {
             let mut attempts = 0;
+            let mut next = Some(first);
             let result = loop {
+                let fut = match next.take() {
+                    Some(fut) => fut,
+                    None => match request(item.clone()) {
+                        Request::Ready(result) => break result,
+                        Request::Send(fut) => fut,
+                    },
+                };
                 attempts += 1;
                 let permit = limiter.acquire().await;
                 let counted = InFlight::enter(&task_shared.in_flight);
                 let sent = Instant::now();
-                let result = request(item.clone()).await;
+                let result = fut.await;
                 drop(counted);
                 let (signal, retryable) = classify(&result, sent.elapsed());
                 permit.finish(signal);
@@ -441,7 +479,7 @@ mod tests {
     fn runs_concurrently_and_answers_every_item_once() {
         let limiter = AdaptiveLimiter::new(LimiterSettings::fixed(50));
         let started = Instant::now();
-        let mut job = BulkJob::start(0..500u64, limiter, JobSettings::default(), |i| sleep_then(20, i * 2));
+        let mut job = BulkJob::start(0..500u64, limiter, JobSettings::default(), |i| Request::Send(sleep_then(20, i * 2)));
         let out = drain(&mut job);
         // 500 items of 20 ms at 50 at once: about 200 ms, far from the 10 s of one at a time.
         assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
@@ -452,11 +490,34 @@ mod tests {
     }
 
     #[test]
+    fn ready_answers_need_no_permit() {
+        // A limit of one and a request that never ends: ready answers still all come.
+        let limiter = AdaptiveLimiter::new(LimiterSettings::fixed(1));
+        let mut job = BulkJob::start(0..20u64, limiter.clone(), JobSettings::default(), |i| {
+            if i == 0 {
+                Request::Send(Box::pin(async {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Ok(0u64)
+                }) as std::pin::Pin<Box<dyn Future<Output = Result<u64, AwsError>> + Send>>)
+            } else {
+                Request::Ready(Ok(i))
+            }
+        });
+        for _ in 1..20 {
+            match job.next_timeout(Duration::from_secs(5)) {
+                BulkNext::Outcome(o) => assert_eq!(o.attempts, 0),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(limiter.stats().cuts, 0);
+    }
+
+    #[test]
     fn ordered_mode_keeps_input_order() {
         let limiter = AdaptiveLimiter::new(LimiterSettings::fixed(16));
         let settings = JobSettings { ordered: true, ..Default::default() };
         // Later items finish first.
-        let mut job = BulkJob::start(0..64u64, limiter, settings, |i| sleep_then(64 - i, i));
+        let mut job = BulkJob::start(0..64u64, limiter, settings, |i| Request::Send(sleep_then(64 - i, i)));
         let out = drain(&mut job);
         assert_eq!(out.iter().map(|o| o.index).collect::<Vec<_>>(), (0..64).collect::<Vec<_>>());
     }
@@ -470,7 +531,7 @@ mod tests {
         });
         let limiter = AdaptiveLimiter::new(LimiterSettings::fixed(4));
         let settings = JobSettings { window: 8, ..Default::default() };
-        let mut job = BulkJob::start(items, limiter, settings, |i| sleep_then(1, i));
+        let mut job = BulkJob::start(items, limiter, settings, |i| Request::Send(sleep_then(1, i)));
         for _ in 0..3 {
             assert!(matches!(job.next_timeout(Duration::from_secs(5)), BulkNext::Outcome(_)));
         }
@@ -494,13 +555,13 @@ mod tests {
                 *n += 1;
                 *n
             };
-            async move {
+            Request::Send(async move {
                 if n <= 2 {
                     Err(AwsError::new(ErrorKind::Throttled, "test", "SlowDown").with_code("SlowDown"))
                 } else {
                     Ok(i)
                 }
-            }
+            })
         });
         let out = drain(&mut job);
         assert_eq!(out.len(), 100);
@@ -511,13 +572,15 @@ mod tests {
 
     #[test]
     fn resilient_answers_every_failure_and_fail_fast_stops_at_the_first() {
-        let failing = |i: u64| async move {
-            if i % 10 == 3 {
-                Err(AwsError::new(ErrorKind::NotFound, "test", format!("no item {i}")))
-            } else {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                Ok(i)
-            }
+        let failing = |i: u64| {
+            Request::Send(async move {
+                if i % 10 == 3 {
+                    Err(AwsError::new(ErrorKind::NotFound, "test", format!("no item {i}")))
+                } else {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    Ok(i)
+                }
+            })
         };
         let limiter = AdaptiveLimiter::new(LimiterSettings::fixed(4));
         let mut job = BulkJob::start(0..100u64, limiter, JobSettings::default(), failing);
@@ -527,18 +590,20 @@ mod tests {
 
         let started = Arc::new(AtomicU64::new(0));
         let count = started.clone();
-        let limiter = AdaptiveLimiter::new(LimiterSettings::fixed(4));
+        let limiter = AdaptiveLimiter::new(LimiterSettings::fixed(8));
         let settings = JobSettings { mode: FailureMode::FailFast, ..Default::default() };
         let mut job = BulkJob::start(0..100u64, limiter.clone(), settings, move |i| {
             count.fetch_add(1, Ordering::SeqCst);
-            async move {
+            Request::Send(async move {
                 if i == 3 {
                     return Err(AwsError::new(ErrorKind::AccessDenied, "test", "denied"));
                 }
-                // Everything else hangs: only cancellation can end it.
-                tokio::time::sleep(Duration::from_secs(3600)).await;
+                // The first few hang (only cancellation can end them); the rest free their
+                // slot soon, so the failing item gets one whatever order tasks start in.
+                let hang = if i < 8 { 3600_000 } else { 5 };
+                tokio::time::sleep(Duration::from_millis(hang)).await;
                 Ok(i)
-            }
+            })
         });
         let out = drain(&mut job);
         assert_eq!(out.len(), 1);

@@ -23,7 +23,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-pub use bulk::{BulkJob, BulkNext, FailureMode, JobProgress, JobSettings, Outcome};
+pub use bulk::{BulkJob, BulkNext, FailureMode, JobProgress, JobSettings, Outcome, Request};
 pub use dedup::Dedup;
 pub use limiter::{AdaptiveLimiter, LimiterSettings, LimiterStats, Permit, Signal};
 
@@ -75,6 +75,8 @@ pub struct Engine {
     last: Mutex<HashMap<Lane, Arc<AdaptiveLimiter>>>,
     /// Reads that produce one row (HeadObject, bucket tagging, ...), shared by every command.
     pub rows: Dedup<Row, AwsError>,
+    /// Whole object bodies (GetObject read into memory) and their content type.
+    pub bodies: Dedup<(bytes::Bytes, Option<String>), AwsError>,
 }
 
 impl Engine {
@@ -98,7 +100,7 @@ impl Engine {
         I: Clone + Send + 'static,
         T: Send + 'static,
         It: Iterator<Item = I> + Send + 'static,
-        F: Fn(I) -> Fut + Send + Sync + 'static,
+        F: Fn(I) -> Request<Fut, T> + Send + Sync + 'static,
         Fut: Future<Output = Result<T, AwsError>> + Send + 'static,
     {
         BulkJob::start(items, self.limiter(lane, settings.limits), settings.job, request)

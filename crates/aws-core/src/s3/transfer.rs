@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use bytes::Bytes;
+pub use bytes::Bytes;
 
 use crate::error::{AwsError, ErrorKind};
 use crate::row::{Field, Row};
@@ -61,8 +61,14 @@ fn copied_row(source: String, destination: String, size: u64, etag: Option<&str>
         .with("etag", Field::text(etag.map(unquote_etag)))
 }
 
-/// Uploads the file at `path` to `url`: `source`, `destination`, `size`, `etag`.
-pub async fn upload_file(client: aws_sdk_s3::Client, path: PathBuf, url: S3Url) -> Result<Row, AwsError> {
+fn object_exists(op: &str, url: &S3Url) -> AwsError {
+    AwsError::new(ErrorKind::InvalidInput, op, format!("{url} already exists (pass --force to replace it)")).with_code("ObjectExists")
+}
+
+/// Uploads the file at `path` to `url`: `source`, `destination`, `size`, `etag`. Without
+/// `overwrite`, an existing object is left alone (a conditional put, so one written meanwhile is
+/// safe too; a multipart upload checks first).
+pub async fn upload_file(client: aws_sdk_s3::Client, path: PathBuf, url: S3Url, overwrite: bool) -> Result<Row, AwsError> {
     let op = "S3 PutObject";
     let size = tokio::fs::metadata(&path)
         .await
@@ -79,11 +85,25 @@ pub async fn upload_file(client: aws_sdk_s3::Client, path: PathBuf, url: S3Url) 
             .bucket(&url.bucket)
             .key(&url.key)
             .set_content_type(content_type)
+            .set_if_none_match((!overwrite).then(|| "*".to_string()))
             .body(body)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk(op, e))?;
+            .map_err(|e| AwsError::from_sdk(op, e))
+            .map_err(|e| if e.code.as_deref() == Some("PreconditionFailed") { object_exists(op, &url) } else { e })?;
         return Ok(copied_row(source, url.to_string(), size, out.e_tag()));
+    }
+    if !overwrite {
+        let head = client.head_object().bucket(&url.bucket).key(&url.key).send().await;
+        match head {
+            Ok(_) => return Err(object_exists(op, &url)),
+            Err(err) => {
+                let err = AwsError::from_sdk("S3 HeadObject", err);
+                if err.kind != ErrorKind::NotFound {
+                    return Err(err);
+                }
+            }
+        }
     }
     let op = "S3 CreateMultipartUpload";
     let created = client

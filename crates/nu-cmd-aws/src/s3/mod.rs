@@ -2,6 +2,7 @@
 //! take them as arguments or from the pipeline (strings, or the rows of `aws s3 ls`).
 
 mod buckets;
+mod cp;
 mod head;
 mod ls;
 mod open;
@@ -11,13 +12,16 @@ mod save;
 
 use std::sync::Arc;
 
-use aws_core::s3::S3Url;
+use aws_core::cache::RowFeed;
+use aws_core::s3::{ListObjects, S3Url, list_objects};
 use nu_engine::command_prelude::*;
 
-use crate::context::AwsContext;
+use crate::context::{AwsContext, CallSession};
 use crate::errors::url_error;
+use crate::stream::RowStream;
 
 pub use buckets::S3Buckets;
+pub use cp::S3Cp;
 pub use head::S3Head;
 pub use ls::S3Ls;
 pub use open::S3Open;
@@ -33,6 +37,7 @@ pub(crate) fn add_commands(working_set: &mut StateWorkingSet, ctx: &Arc<AwsConte
     working_set.add_decl(Box::new(S3Save { ctx: ctx() }));
     working_set.add_decl(Box::new(S3Head { ctx: ctx() }));
     working_set.add_decl(Box::new(S3Rm { ctx: ctx() }));
+    working_set.add_decl(Box::new(S3Cp { ctx: ctx() }));
 }
 
 /// Parses a URL argument, pointing an error at the offending part of it.
@@ -84,4 +89,24 @@ pub(crate) fn url_of_value(value: Value) -> Option<Result<Spanned<String>, Shell
             src_span: other.span(),
         })),
     }
+}
+
+/// Every object below `url` (taken as a prefix), listed page by page as it is consumed. Listing
+/// failures point at `span` (the argument the URL came from).
+pub(crate) fn objects_below(
+    cs: &Arc<CallSession>,
+    url: S3Url,
+    span: Span,
+    head: Span,
+) -> impl Iterator<Item = Result<S3Url, ShellError>> + Send + use<> {
+    let listing = RowStream::new(
+        RowFeed::live(list_objects(&cs.session, ListObjects::new(url, true))),
+        head,
+        cs.spans_for(span),
+        cs.signals.clone(),
+    );
+    listing.filter_map(url_of_value).map(|name| {
+        let name = name?;
+        S3Url::parse(&name.item).map_err(|e| url_error(e, &name))
+    })
 }

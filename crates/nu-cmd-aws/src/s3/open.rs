@@ -5,16 +5,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use aws_core::engine::{Engine, FailureMode, Lane, Request, request_key};
 use aws_core::s3::get_object;
+use aws_core::s3::transfer::read_object;
 use nu_engine::{command_prelude::*, eval_call};
 use nu_protocol::ast;
 use nu_protocol::debugger::WithoutDebug;
 use nu_protocol::shell_error::generic::GenericError;
 use nu_protocol::{ByteStreamType, PipelineMetadata};
 
+use crate::bulk::{BulkValues, engine_flags, engine_settings, error_row, local_rejection};
 use crate::context::{AwsContext, CallSession, session_flags};
 use crate::errors::to_shell_error;
-use crate::s3::parse_url;
+use crate::s3::{parse_url, urls_from_args_or_input};
 
 #[derive(Clone)]
 pub struct S3Open {
@@ -27,15 +30,24 @@ impl Command for S3Open {
     }
 
     fn signature(&self) -> Signature {
-        session_flags(Signature::build(self.name()))
-            .required("url", SyntaxShape::String, "The s3://bucket/key of the object.")
+        engine_flags(session_flags(Signature::build(self.name())))
+            .optional("url", SyntaxShape::String, "The s3://bucket/key of the object (else URLs come from the pipeline).")
             .switch("raw", "Return the bytes as they are, without decoding by extension.", None)
-            .input_output_types(vec![(Type::Nothing, Type::Any)])
+            .input_output_types(vec![
+                (Type::Nothing, Type::Any),
+                (Type::String, Type::table()),
+                (Type::List(Box::new(Type::String)), Type::table()),
+                (Type::table(), Type::table()),
+            ])
             .category(Category::Custom("aws".into()))
     }
 
     fn description(&self) -> &str {
         "Open an S3 object like `open` opens a file: decoded by its extension (json, csv, yaml, toml, ...) or raw."
+    }
+
+    fn extra_description(&self) -> &str {
+        "With a URL argument, the object's contents stream out as they download. With URLs from the pipeline (strings, or the rows of `aws s3 ls`), many objects are read at once and each becomes a row {name, content, error}: a failure is that object's row, the others still come (or, with --fail-fast, it ends the command)."
     }
 
     fn search_terms(&self) -> Vec<&str> {
@@ -55,6 +67,11 @@ impl Command for S3Open {
                 result: None,
             },
             Example {
+                description: "Every JSON report under a prefix, read many at once, as one table.",
+                example: "aws s3 ls s3://my-bucket/reports/ -R | where name ends-with .json | aws s3 open | get content",
+                result: None,
+            },
+            Example {
                 description: "The raw bytes, saved to a local file.",
                 example: "aws s3 open --raw s3://my-bucket/data/report.json | save --force report.json",
                 result: None,
@@ -69,10 +86,12 @@ impl Command for S3Open {
         engine_state: &EngineState,
         stack: &mut Stack,
         call: &Call,
-        _input: PipelineData,
+        input: PipelineData,
     ) -> Result<PipelineData, ShellError> {
-        let arg: Spanned<String> = call.req(engine_state, stack, 0)?;
         let raw = call.has_flag(engine_state, stack, "raw")?;
+        let Some(arg) = call.opt::<Spanned<String>>(engine_state, stack, 0)? else {
+            return self.open_many(engine_state, stack, call, input, raw);
+        };
         let url = parse_url(&arg)?;
         if url.key.is_empty() || url.key.ends_with('/') {
             return Err(ShellError::Generic(
@@ -126,6 +145,97 @@ impl Command for S3Open {
             )
         })
     }
+}
+
+impl S3Open {
+    /// Many objects from the pipeline, read concurrently through the engine, one row each.
+    fn open_many(
+        &self,
+        engine_state: &EngineState,
+        stack: &mut Stack,
+        call: &Call,
+        input: PipelineData,
+        raw: bool,
+    ) -> Result<PipelineData, ShellError> {
+        let head = call.head;
+        let (settings, show_progress) = engine_settings(engine_state, stack, call)?;
+        let urls = urls_from_args_or_input(vec![], input, head)?;
+        let cs = Arc::new(CallSession::resolve(&self.ctx, engine_state, stack, call)?);
+        let client = cs.session.s3_single_attempt().clone();
+        let window = settings.dedup_window;
+        let session = cs.session.clone();
+        let request = move |arg: Result<Spanned<String>, ShellError>| {
+            let url = match arg.and_then(|arg| parse_url(&arg)) {
+                Ok(url) => url,
+                Err(err) => return Request::Ready(Err(local_rejection(err))),
+            };
+            let key = request_key(&session, "GetObject", &url.to_string());
+            let client = client.clone();
+            Request::Send(async move { Engine::global().bodies.run(&key, window, || read_object(client, url)).await })
+        };
+        let job = Engine::global().run(&Lane::of(&cs.session, "s3"), &settings, urls, request);
+        let (engine_state, mut stack) = (engine_state.clone(), stack.clone());
+        let values = BulkValues::new(job, &settings, "open", show_progress, engine_state.signals().clone(), head, move |outcome| {
+            let (name, span) = match &outcome.item {
+                Ok(arg) => (arg.item.clone(), arg.span),
+                Err(_) => (String::new(), head),
+            };
+            // The failure as the command's error (fail-fast) and as an error row's text.
+            let content = match outcome.result {
+                Ok((bytes, _content_type)) => decode(&engine_state, &mut stack, &name, bytes, raw, head).map_err(|err| {
+                    let text = err.to_string();
+                    (err, text)
+                }),
+                Err(err) => {
+                    let text = err.to_string();
+                    let error = match outcome.item {
+                        Err(shell_error) => shell_error,
+                        Ok(_) => to_shell_error(err, &cs.spans_for(span)),
+                    };
+                    Err((error, text))
+                }
+            };
+            vec![match content {
+                Ok(content) => Value::record(
+                    record! { "name" => Value::string(name, head), "content" => content, "error" => Value::nothing(head) },
+                    head,
+                ),
+                Err((err, _)) if settings.job.mode == FailureMode::FailFast => Value::error(err, head),
+                Err((_, text)) => error_row(&["name", "content"], "name", name, text, head),
+            }]
+        });
+        Ok(values.into_pipeline_data())
+    }
+}
+
+/// An object's bytes as a value: decoded by its key's extension unless `raw`, else text when it
+/// is UTF-8, else binary.
+fn decode(engine_state: &EngineState, stack: &mut Stack, name: &str, bytes: aws_core::s3::transfer::Bytes, raw: bool, head: Span) -> Result<Value, ShellError> {
+    if raw {
+        return Ok(Value::binary(bytes.to_vec(), head));
+    }
+    let value = match String::from_utf8(bytes.to_vec()) {
+        Ok(text) => Value::string(text, head),
+        Err(not_text) => return Ok(Value::binary(not_text.into_bytes(), head)),
+    };
+    let Some((converter, ext)) = converter_for(engine_state, name) else {
+        return Ok(value);
+    };
+    let call = ast::Call {
+        decl_id: converter,
+        head,
+        arguments: vec![],
+        parser_info: HashMap::new(),
+    };
+    eval_call::<WithoutDebug>(engine_state, stack, &call, PipelineData::value(value, None))
+        .and_then(|data| data.into_value(head))
+        .map_err(|inner| {
+            ShellError::Generic(
+                GenericError::new(format!("Error while parsing as {ext}"), format!("could not parse `{name}` with `from {ext}`"), head)
+                    .with_help("Read the bytes with --raw.")
+                    .with_inner([inner]),
+            )
+        })
 }
 
 /// The `from <ext>` command for a key, trying the longest extension first (`a.tar.gz`: `tar.gz`,

@@ -3,16 +3,16 @@
 
 use std::sync::Arc;
 
-use aws_core::s3::object::DELETE_BATCH;
-use aws_core::cache::RowFeed;
-use aws_core::s3::{ListObjects, S3Url, delete_objects, list_objects};
+use aws_core::engine::{Engine, FailureMode, Lane, Request};
+use aws_core::s3::object::{DELETE_BATCH, delete_objects_with};
+use aws_core::s3::S3Url;
 use nu_engine::command_prelude::*;
 use nu_protocol::shell_error::generic::GenericError;
 
+use crate::bulk::{BulkValues, engine_flags, engine_settings, local_rejection};
 use crate::context::{AwsContext, CallSession, session_flags, stale_after_object_writes};
 use crate::errors::to_shell_error;
-use crate::s3::{parse_url, url_of_value, urls_from_args_or_input};
-use crate::stream::RowStream;
+use crate::s3::{objects_below, parse_url, urls_from_args_or_input};
 
 #[derive(Clone)]
 pub struct S3Rm {
@@ -25,7 +25,7 @@ impl Command for S3Rm {
     }
 
     fn signature(&self) -> Signature {
-        session_flags(Signature::build(self.name()))
+        engine_flags(session_flags(Signature::build(self.name())))
             .rest("urls", SyntaxShape::String, "The s3://bucket/key URLs to delete.")
             .switch(
                 "recursive",
@@ -47,7 +47,7 @@ impl Command for S3Rm {
     }
 
     fn extra_description(&self) -> &str {
-        "Keys come as arguments or from the pipeline (strings, or the rows of `aws s3 ls`; dir rows are skipped). They are deleted in batches of up to 1000 per request, so deleting a whole listing streams in constant memory. A URL ending in / is refused unless --recursive."
+        "Keys come as arguments or from the pipeline (strings, or the rows of `aws s3 ls`; dir rows are skipped). They are deleted in batches of up to 1000 per request, several batches at once, so deleting a whole listing streams in constant memory. Each key gets a row; with --fail-fast the first key that could not be deleted ends the command. A URL ending in / is refused unless --recursive."
     }
 
     fn search_terms(&self) -> Vec<&str> {
@@ -109,14 +109,74 @@ impl Command for S3Rm {
                 Ok((url, arg.span))
             }))
         };
+        let (settings, show_progress) = engine_settings(engine_state, stack, call)?;
         let batches = Batches {
             keys,
             pending: None,
-            done: Vec::new().into_iter(),
-            cs,
-            head,
+            ready: None,
         };
-        Ok(batches.into_pipeline_data(head, engine_state.signals().clone()))
+        let client = cs.session.s3_single_attempt().clone();
+        let request = {
+            let cs = cs.clone();
+            move |batch: Result<Batch, ShellError>| {
+                let batch = match batch {
+                    Ok(batch) => batch,
+                    Err(err) => return Request::Ready(Err(local_rejection(err))),
+                };
+                // Listings that show these keys are stale from now on (again once deleted, in
+                // case one was cached meanwhile).
+                cs.cache.invalidate(&stale_after_object_writes(&batch.bucket, &batch.keys));
+                Request::Send(delete_objects_with(client.clone(), batch.bucket, batch.keys))
+            }
+        };
+        let job = Engine::global().run(&Lane::of(&cs.session, "s3"), &settings, batches, request);
+        let fail_fast = settings.job.mode == FailureMode::FailFast;
+        let values = BulkValues::new(job, &settings, "delete", show_progress, engine_state.signals().clone(), head, move |outcome| {
+            let batch = match outcome.item {
+                Ok(batch) => batch,
+                Err(err) => return vec![Value::error(err, head)],
+            };
+            cs.cache.invalidate(&stale_after_object_writes(&batch.bucket, &batch.keys));
+            match outcome.result {
+                Ok(deleted) => deleted
+                    .into_iter()
+                    .map(|o| match o.error {
+                        Some(reason) if fail_fast => Value::error(
+                            ShellError::Generic(
+                                GenericError::new(format!("Could not delete {}", o.url), reason, batch.span)
+                                    .with_help("Check the identity's permissions on this key, or drop --fail-fast to see every key's outcome."),
+                            ),
+                            head,
+                        ),
+                        error => Value::record(
+                            record! {
+                                "name" => Value::string(o.url.to_string(), head),
+                                "deleted" => Value::bool(error.is_none(), head),
+                                "error" => error.map_or(Value::nothing(head), |e| Value::string(e, head)),
+                            },
+                            head,
+                        ),
+                    })
+                    .collect(),
+                Err(err) if fail_fast => vec![Value::error(to_shell_error(err, &cs.spans_for(batch.span)), head)],
+                // Every key of a failed batch gets its row naming it.
+                Err(err) => batch
+                    .keys
+                    .iter()
+                    .map(|key| {
+                        Value::record(
+                            record! {
+                                "name" => Value::string(S3Url::new(batch.bucket.as_str(), key.clone()).to_string(), head),
+                                "deleted" => Value::bool(false, head),
+                                "error" => Value::string(err.to_string(), head),
+                            },
+                            head,
+                        )
+                    })
+                    .collect(),
+            }
+        });
+        Ok(values.into_pipeline_data())
     }
 }
 
@@ -126,85 +186,58 @@ fn expand_prefix(
     arg: Result<Spanned<String>, ShellError>,
     head: Span,
 ) -> Box<dyn Iterator<Item = Result<(S3Url, Span), ShellError>> + Send> {
-    let arg = match arg.and_then(|arg| parse_url(&arg).map(|url| (url, arg.span))) {
-        Ok(arg) => arg,
-        Err(err) => return Box::new(std::iter::once(Err(err))),
-    };
-    let (url, span) = arg;
-    let listing = RowStream::new(
-        RowFeed::live(list_objects(&cs.session, ListObjects::new(url, true))),
-        head,
-        cs.spans_for(span),
-        cs.signals.clone(),
-    );
-    Box::new(listing.filter_map(url_of_value).map(move |name| {
-        let name = name?;
-        Ok((S3Url::parse(&name.item).map_err(|e| crate::errors::url_error(e, &name))?, span))
-    }))
-}
-
-/// Groups keys into DeleteObjects batches (one bucket, at most 1000 keys) and yields a row per key.
-struct Batches {
-    keys: Box<dyn Iterator<Item = Result<(S3Url, Span), ShellError>> + Send>,
-    /// The batch being filled: bucket, keys, span of the first argument.
-    pending: Option<(String, Vec<String>, Span)>,
-    done: std::vec::IntoIter<Value>,
-    cs: Arc<CallSession>,
-    head: Span,
-}
-
-impl Batches {
-    fn flush(&mut self) -> Vec<Value> {
-        let Some((bucket, keys, span)) = self.pending.take() else {
-            return Vec::new();
-        };
-        let interrupt = self.cs.interrupt();
-        let result = delete_objects(&self.cs.session, &bucket, &keys, &interrupt);
-        // Whatever happened, listings that may have shown these keys are stale now.
-        self.cs.cache.invalidate(&stale_after_object_writes(&bucket, &keys));
-        match result {
-            Ok(outcomes) => outcomes
-                .into_iter()
-                .map(|o| {
-                    Value::record(
-                        record! {
-                            "name" => Value::string(o.url.to_string(), self.head),
-                            "deleted" => Value::bool(o.error.is_none(), self.head),
-                            "error" => o.error.map_or(Value::nothing(self.head), |e| Value::string(e, self.head)),
-                        },
-                        self.head,
-                    )
-                })
-                .collect(),
-            Err(err) => vec![Value::error(to_shell_error(err, &self.cs.spans_for(span)), self.head)],
-        }
+    match arg.and_then(|arg| parse_url(&arg).map(|url| (url, arg.span))) {
+        Ok((url, span)) => Box::new(objects_below(cs, url, span, head).map(move |url| url.map(|url| (url, span)))),
+        Err(err) => Box::new(std::iter::once(Err(err))),
     }
 }
 
-impl Iterator for Batches {
-    type Item = Value;
+/// Up to [`DELETE_BATCH`] keys of one bucket, deleted in one request.
+#[derive(Clone)]
+struct Batch {
+    bucket: String,
+    keys: Vec<String>,
+    /// The span of the argument the first key came from.
+    span: Span,
+}
 
-    fn next(&mut self) -> Option<Value> {
+/// Groups a stream of keys into batches (one bucket, at most 1000 keys), passing input errors
+/// through in their place.
+struct Batches {
+    keys: Box<dyn Iterator<Item = Result<(S3Url, Span), ShellError>> + Send>,
+    pending: Option<Batch>,
+    /// An input error met while a batch was being filled: handed out after that batch.
+    ready: Option<ShellError>,
+}
+
+impl Iterator for Batches {
+    type Item = Result<Batch, ShellError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(err) = self.ready.take() {
+            return Some(Err(err));
+        }
         loop {
-            if let Some(v) = self.done.next() {
-                return Some(v);
-            }
             match self.keys.next() {
-                None => {
-                    if self.pending.is_none() {
-                        return None;
+                None => return self.pending.take().map(Ok),
+                Some(Err(err)) => match self.pending.take() {
+                    Some(batch) => {
+                        self.ready = Some(err);
+                        return Some(Ok(batch));
                     }
-                    self.done = self.flush().into_iter();
-                }
-                Some(Err(err)) => return Some(Value::error(err, self.head)),
+                    None => return Some(Err(err)),
+                },
                 Some(Ok((url, span))) => {
-                    let same_bucket = matches!(&self.pending, Some((b, k, _)) if *b == url.bucket && k.len() < DELETE_BATCH);
-                    if !same_bucket {
-                        self.done = self.flush().into_iter();
-                        self.pending = Some((url.bucket, Vec::new(), span));
-                    }
-                    if let Some((_, keys, _)) = &mut self.pending {
-                        keys.push(url.key);
+                    let fits = matches!(&self.pending, Some(b) if b.bucket == url.bucket && b.keys.len() < DELETE_BATCH);
+                    let full = if fits { None } else { self.pending.take() };
+                    let batch = self.pending.get_or_insert_with(|| Batch {
+                        bucket: url.bucket.clone(),
+                        keys: Vec::new(),
+                        span,
+                    });
+                    batch.keys.push(url.key);
+                    if let Some(full) = full {
+                        return Some(Ok(full));
                     }
                 }
             }
