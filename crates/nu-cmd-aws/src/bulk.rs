@@ -294,7 +294,12 @@ impl Drop for ProgressLine {
 /// An item rejected before any request (a malformed URL, a bad input value), as the engine's
 /// error type: it carries no HTTP status, so the limiter takes no lesson from it.
 pub fn local_rejection(err: ShellError) -> aws_core::AwsError {
-    aws_core::AwsError::new(aws_core::ErrorKind::InvalidInput, "input", err.to_string())
+    let text = match &err {
+        // The title alone ("Invalid S3 URL") does not say what is wrong; the label does.
+        ShellError::Generic(generic) => format!("{}: {}", generic.error, generic.msg),
+        other => other.to_string(),
+    };
+    aws_core::AwsError::new(aws_core::ErrorKind::InvalidInput, "input", text)
 }
 
 /// The row of a failed item: the same columns as a success (null), its identifying column, and

@@ -1,0 +1,268 @@
+//! End-to-end tests of the bulk commands on the request engine: the real `nuaws` binary against a
+//! real moto server on loopback (and, for faults and latency, the fault-injecting proxy in front
+//! of it). Request counts are measured at the server.
+
+#[path = "support/moto.rs"]
+mod moto;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use moto::{Moto, seed_once};
+
+fn nuaws_in(moto: &Moto, endpoint: &str, cwd: &Path, script: &str) -> Output {
+    std::fs::create_dir_all(cwd).expect("cwd");
+    let mut env = moto.client_env();
+    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+    Command::new(env!("CARGO_BIN_EXE_nuaws"))
+        .current_dir(cwd)
+        .args(["--no-config-file", "--error-style", "plain", "-c", script])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .envs(env)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .output()
+        .expect("run nuaws")
+}
+
+fn ok_in(moto: &Moto, endpoint: &str, cwd: &Path, script: &str) -> String {
+    let out = nuaws_in(moto, endpoint, cwd, script);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "`{script}` failed:\n{stderr}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn ok(moto: &Moto, script: &str) -> String {
+    ok_in(moto, &moto.endpoint, &moto.dir.join("cwd"), script)
+}
+
+fn json(moto: &Moto, script: &str) -> serde_json::Value {
+    let text = ok(moto, &format!("{script} | to json --raw"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("`{script}` gave no JSON ({e}): {text}"))
+}
+
+const BUCKET: &str = "bulk";
+const OBJECTS: usize = 300;
+
+/// `bulk` holds 300 objects: data/p000/sub{i%7}/obj-{i:06}.txt, i bytes mod 1000.
+fn bulk_bucket(moto: &Moto) {
+    seed_once("bulk", || {
+        moto.harness("seed-s3", &["--bucket", BUCKET, "--objects", &OBJECTS.to_string(), "--prefixes", "1"]);
+    });
+}
+
+fn key(i: usize) -> String {
+    format!("s3://{BUCKET}/data/p000/sub{}/obj-{i:06}.txt", i % 7)
+}
+
+#[test]
+fn head_of_a_listing_answers_every_object_once() {
+    let moto = Moto::shared();
+    bulk_bucket(moto);
+    let rows = json(moto, &format!("aws s3 ls s3://{BUCKET} -R | aws s3 head | select name size error"));
+    let rows = rows.as_array().expect("a table");
+    assert_eq!(rows.len(), OBJECTS);
+    let mut names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), OBJECTS, "every object exactly once");
+    for row in rows {
+        assert!(row["error"].is_null(), "{row}");
+        let name = row["name"].as_str().unwrap();
+        let i: usize = name[name.len() - 10..name.len() - 4].parse().unwrap();
+        assert_eq!(row["size"].as_u64(), Some((i % 1000) as u64), "{name}");
+    }
+}
+
+#[test]
+fn a_failed_item_is_a_row_naming_it_and_the_others_still_come() {
+    let moto = Moto::shared();
+    bulk_bucket(moto);
+    let script = format!(
+        "[{} s3://{BUCKET}/missing-1 {} s3://{BUCKET}/missing-2 s3://BAD_bucket/x] | aws s3 head --ordered | select name error",
+        key(1),
+        key(2)
+    );
+    let rows = json(moto, &script);
+    let rows = rows.as_array().expect("a table");
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, [key(1).as_str(), &format!("s3://{BUCKET}/missing-1"), key(2).as_str(), &format!("s3://{BUCKET}/missing-2"), "s3://BAD_bucket/x"]);
+    let errors: Vec<Option<&str>> = rows.iter().map(|r| r["error"].as_str()).collect();
+    assert!(errors[0].is_none() && errors[2].is_none(), "{errors:?}");
+    for e in [errors[1], errors[3]] {
+        let e = e.expect("an error for a missing key");
+        assert!(e.contains("NotFound") || e.contains("not found") || e.contains("NoSuchKey"), "{e}");
+    }
+    assert!(errors[4].is_some_and(|e| e.to_lowercase().contains("bucket")), "{errors:?}");
+}
+
+#[test]
+fn fail_fast_makes_the_first_failure_the_command_error() {
+    let moto = Moto::shared();
+    bulk_bucket(moto);
+    // As with `each`, the error is a value of the stream: it fails whatever uses the values.
+    let script = format!("[{} s3://{BUCKET}/missing-ff {}] | aws s3 head --fail-fast --ordered | to json", key(3), key(4));
+    let out = nuaws_in(moto, &moto.endpoint, &moto.dir.join("cwd"), &script);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "fail-fast must fail: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(stderr.contains("missing-ff"), "the error names the item: {stderr}");
+}
+
+#[test]
+fn identical_concurrent_heads_reach_the_server_once() {
+    let moto = Moto::shared();
+    bulk_bucket(moto);
+    let target = key(42);
+    let needle = "obj-000042.txt";
+    let before = moto.requests("HeadObject", needle);
+    let out = ok(moto, &format!("1..50 | each {{ '{target}' }} | aws s3 head | where error == null | length"));
+    assert_eq!(out, "50", "every caller gets the answer");
+    assert_eq!(moto.requests("HeadObject", needle) - before, 1, "50 identical heads, one request");
+
+    // With no reuse window, requests made one after the other each go to the server.
+    let before = moto.requests("HeadObject", needle);
+    ok(moto, &format!("1..3 | each {{ '{target}' }} | aws s3 head --concurrency 1 --dedup-window 0sec | length"));
+    assert_eq!(moto.requests("HeadObject", needle) - before, 3);
+}
+
+#[test]
+fn ordered_output_follows_the_input() {
+    let moto = Moto::shared();
+    bulk_bucket(moto);
+    let wanted: Vec<String> = (0..120).rev().map(key).collect();
+    let list = wanted.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(" ");
+    let rows = json(moto, &format!("[{list}] | aws s3 head --ordered | get name"));
+    let got: Vec<&str> = rows.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(got, wanted.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[test]
+fn bad_engine_settings_point_at_their_flag() {
+    let moto = Moto::shared();
+    let out = nuaws_in(moto, &moto.endpoint, &moto.dir.join("cwd"), &format!("[{}] | aws s3 head --max-concurrency 0", key(1)));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--max-concurrency must be between 1 and 4096"), "{stderr}");
+    let out = nuaws_in(moto, &moto.endpoint, &moto.dir.join("cwd"), &format!("$env.NUAWS_ENGINE = {{max_concurency: 4}}; [{}] | aws s3 head", key(1)));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("no setting `max_concurency`"), "{stderr}");
+    let out = nuaws_in(moto, &moto.endpoint, &moto.dir.join("cwd"), &format!("[{}] | aws s3 head --min-concurrency 9 --max-concurrency 4", key(1)));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("above the maximum"));
+}
+
+fn empty_bucket(moto: &Moto, bucket: &str) {
+    moto.harness("seed-s3", &["--bucket", bucket, "--objects", "0"]);
+}
+
+#[test]
+fn open_reads_many_objects_and_decodes_each() {
+    let moto = Moto::shared();
+    empty_bucket(moto, "bulk-open");
+    ok(moto, "0..19 | each {|i| {n: $i} | to json | aws s3 save $'s3://bulk-open/r/($i).json' } | ignore");
+    let sum = ok(moto, "aws s3 ls s3://bulk-open/r/ | aws s3 open | get content.n | math sum");
+    assert_eq!(sum, "190", "20 JSON objects decoded into records");
+    let rows = json(moto, "['s3://bulk-open/r/3.json' 's3://bulk-open/r/none.json'] | aws s3 open --ordered | select name error");
+    assert!(rows[0]["error"].is_null(), "{rows}");
+    assert_eq!(rows[1]["name"], "s3://bulk-open/r/none.json");
+    assert!(rows[1]["error"].as_str().is_some_and(|e| !e.is_empty()), "{rows}");
+    let raw = ok(moto, "['s3://bulk-open/r/7.json'] | aws s3 open --raw | get content.0 | decode");
+    assert_eq!(raw.replace(char::is_whitespace, ""), r#"{"n":7}"#);
+}
+
+#[test]
+fn rm_deletes_a_stream_of_keys_and_reports_each() {
+    let moto = Moto::shared();
+    moto.harness("seed-s3", &["--bucket", "bulk-rm", "--objects", "2500", "--prefixes", "2"]);
+    let deleted = ok(
+        moto,
+        "aws s3 ls s3://bulk-rm -R | where name =~ 'p000' | aws s3 rm --max-concurrency 4 | where deleted | length",
+    );
+    assert_eq!(deleted, "1250");
+    assert_eq!(ok(moto, "aws s3 ls s3://bulk-rm -R | length"), "1250");
+    assert_eq!(ok(moto, "aws s3 ls s3://bulk-rm -R | where name =~ 'p000' | length"), "0");
+    // 1250 keys of one bucket: two DeleteObjects requests.
+    assert_eq!(moto.requests("DeleteObjects", "bulk-rm"), 2);
+}
+
+#[test]
+fn cp_round_trips_a_directory_with_a_multipart_file() {
+    let moto = Moto::shared();
+    empty_bucket(moto, "bulk-cp");
+    let work = moto.dir.join("cp-work");
+    let src = work.join("src");
+    std::fs::create_dir_all(src.join("nested/deeper")).unwrap();
+    let big: Vec<u8> = (0..(20 * 1024 * 1024 + 123)).map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    std::fs::write(src.join("big.bin"), &big).unwrap();
+    for i in 0..40 {
+        std::fs::write(src.join(format!("nested/f{i}.txt")), format!("file {i}\n")).unwrap();
+    }
+    std::fs::write(src.join("nested/deeper/data.json"), r#"{"a": 1}"#).unwrap();
+    let up = json_in(moto, &work, "aws s3 cp -R src s3://bulk-cp/up/ | select source destination size error");
+    let up = up.as_array().unwrap();
+    assert_eq!(up.len(), 42);
+    assert!(up.iter().all(|r| r["error"].is_null()), "{up:?}");
+    assert!(up.iter().any(|r| r["destination"] == "s3://bulk-cp/up/nested/deeper/data.json"));
+    assert_eq!(moto.requests("CreateMultipartUpload", "big.bin"), 1, "the 20 MiB file went up in parts");
+    let head = json_in(moto, &work, "aws s3 head s3://bulk-cp/up/nested/deeper/data.json | select size content_type");
+    assert_eq!(head["size"], 8);
+    assert_eq!(head["content_type"], "application/json");
+
+    // Uploading again without --force replaces nothing.
+    let again = json_in(moto, &work, "aws s3 cp -R src s3://bulk-cp/up/ | where error != null | length");
+    assert_eq!(again, 42);
+
+    let down = json_in(moto, &work, "aws s3 cp -R s3://bulk-cp/up/ back | where error == null | length");
+    assert_eq!(down, 42);
+    assert_eq!(std::fs::read(work.join("back/big.bin")).unwrap(), big);
+    assert_eq!(std::fs::read_to_string(work.join("back/nested/f7.txt")).unwrap(), "file 7\n");
+    let leftovers: Vec<_> = walk(&work.join("back")).into_iter().filter(|p| p.to_string_lossy().contains("nuaws-partial")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A local file is never replaced without --force; with it, it is.
+    std::fs::write(work.join("back/nested/f1.txt"), "mine").unwrap();
+    let refused = json_in(moto, &work, "aws s3 cp s3://bulk-cp/up/nested/f1.txt back/nested/f1.txt");
+    assert!(refused[0]["error"].as_str().is_some_and(|e| e.contains("already exists")), "{refused}");
+    assert_eq!(std::fs::read_to_string(work.join("back/nested/f1.txt")).unwrap(), "mine");
+    ok_in(moto, &moto.endpoint, &work, "aws s3 cp --force s3://bulk-cp/up/nested/f1.txt back/nested/");
+    assert_eq!(std::fs::read_to_string(work.join("back/nested/f1.txt")).unwrap(), "file 1\n");
+
+    // Within S3.
+    let copied = json_in(moto, &work, "aws s3 cp -R s3://bulk-cp/up/nested/ s3://bulk-cp/copy/ | where error == null | length");
+    assert_eq!(copied, 41);
+    assert_eq!(ok_in(moto, &moto.endpoint, &work, "aws s3 open s3://bulk-cp/copy/deeper/data.json | get a"), "1");
+}
+
+#[test]
+fn cp_input_errors_point_at_the_argument() {
+    let moto = Moto::shared();
+    let work = moto.dir.join("cp-errors");
+    std::fs::create_dir_all(work.join("adir")).unwrap();
+    let out = nuaws_in(moto, &moto.endpoint, &work, "aws s3 cp adir s3://bulk-cp/x/");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("directory needs --recursive"), "{stderr}");
+    let out = nuaws_in(moto, &moto.endpoint, &work, "aws s3 cp a.txt b.txt");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("neither side is an s3:// URL"));
+    let out = nuaws_in(moto, &moto.endpoint, &work, "aws s3 cp nope.txt s3://bulk-cp/x/");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Cannot read the source"));
+}
+
+fn json_in(moto: &Moto, cwd: &Path, script: &str) -> serde_json::Value {
+    let text = ok_in(moto, &moto.endpoint, cwd, &format!("{script} | to json --raw"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("`{script}` gave no JSON ({e}): {text}"))
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
