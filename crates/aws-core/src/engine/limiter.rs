@@ -2,11 +2,12 @@
 //! the requests themselves.
 //!
 //! The rule is AIMD on latency, in the spirit of TCP Vegas and Netflix's concurrency-limits:
-//! - while latency stays near its floor (the lowest recently seen), more concurrency is free
-//!   throughput: the limit grows by one per good answer in slow start (doubling per round trip),
-//!   then by one per round trip;
-//! - when latency climbs well above the floor, the server (or the path to it) is queueing: the
-//!   limit shrinks a little;
+//! - while the smoothed latency stays near its floor (the lowest recently seen), more concurrency
+//!   is free throughput: the limit grows by one per good answer in slow start (doubling per round
+//!   trip), then by one per round trip;
+//! - when it climbs clearly above the floor, the server (or the path to it) is queueing: the limit
+//!   shrinks a little; in between it holds. Keeping latency within ~1.15-1.4x of the floor is
+//!   what keeps throughput near `limit / floor`, the most this limit can give;
 //! - a throttling answer or a timeout halves it.
 //!
 //! A single congestion event shows up in every request that was in flight at the time, so a cut
@@ -70,17 +71,21 @@ pub enum Signal {
     Ignored,
 }
 
-/// Latency above `floor * QUEUEING_FACTOR` (and `QUEUEING_MARGIN` above it) means queueing.
-const QUEUEING_FACTOR: f64 = 2.0;
+/// Smoothed latency above `floor * QUEUEING_FACTOR` (and `QUEUEING_MARGIN` above it) means
+/// queueing: cut.
+const QUEUEING_FACTOR: f64 = 1.4;
 /// Jitter of a few milliseconds on a fast loopback floor is not queueing.
 const QUEUEING_MARGIN: Duration = Duration::from_millis(5);
+/// Smoothed latency below `floor * GROWTH_FACTOR` (or within `GROWTH_MARGIN` of it) means there
+/// is no queue yet: grow.
+const GROWTH_FACTOR: f64 = 1.15;
+const GROWTH_MARGIN: Duration = Duration::from_millis(2);
+/// Weight of a new sample in the smoothed latency: one slow answer is noise, a run is a trend.
+const SMOOTHING: f64 = 0.2;
 /// Cut on queueing: gentle, since latency is a soft signal.
 const QUEUEING_CUT: f64 = 0.9;
 /// Cut on throttling or a timeout: the service said it plainly.
 const THROTTLE_CUT: f64 = 0.5;
-/// Samples per floor window: the floor is the lowest latency of this window and the previous
-/// one, so it can rise again when the path gets slower for good.
-const FLOOR_WINDOW: u32 = 256;
 
 #[derive(Debug)]
 struct State {
@@ -89,28 +94,27 @@ struct State {
     /// Bumped on every cut; permits remember the generation they were issued in.
     generation: u64,
     slow_start: bool,
-    floor_current: Option<Duration>,
-    floor_previous: Option<Duration>,
-    window_samples: u32,
+    /// The lowest latency of this job. It never rises: under a standing queue every answer is
+    /// slow, and a floor that followed them would let the queue grow without end. A job is
+    /// short next to how often a path really changes; the next job learns its own floor.
+    floor: Option<Duration>,
+    /// Exponentially weighted moving average of answer latencies.
+    smoothed: Option<Duration>,
     peak_limit: usize,
     cuts: u64,
 }
 
 impl State {
     fn floor(&self) -> Option<Duration> {
-        match (self.floor_current, self.floor_previous) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.floor
     }
 
     fn observe_latency(&mut self, latency: Duration) {
-        self.floor_current = Some(self.floor_current.map_or(latency, |f| f.min(latency)));
-        self.window_samples += 1;
-        if self.window_samples >= FLOOR_WINDOW {
-            self.floor_previous = self.floor_current.take();
-            self.window_samples = 0;
-        }
+        self.smoothed = Some(match self.smoothed {
+            Some(s) => s.mul_f64(1.0 - SMOOTHING) + latency.mul_f64(SMOOTHING),
+            None => latency,
+        });
+        self.floor = Some(self.floor.map_or(latency, |f| f.min(latency)));
     }
 }
 
@@ -143,9 +147,8 @@ impl AdaptiveLimiter {
                 in_flight: 0,
                 generation: 0,
                 slow_start: true,
-                floor_current: None,
-                floor_previous: None,
-                window_samples: 0,
+                floor: None,
+                smoothed: None,
                 peak_limit: initial as usize,
                 cuts: 0,
             }),
@@ -215,19 +218,17 @@ impl AdaptiveLimiter {
         let current = generation == s.generation;
         match signal {
             Signal::Answered(latency) => {
-                let floor = s.floor();
                 s.observe_latency(latency);
-                let queueing = floor.is_some_and(|f| {
-                    latency > f.mul_f64(QUEUEING_FACTOR) && latency > f + QUEUEING_MARGIN
-                });
+                let (floor, smoothed) = (s.floor().unwrap_or(latency), s.smoothed.unwrap_or(latency));
+                let queueing = smoothed > floor.mul_f64(QUEUEING_FACTOR) && smoothed > floor + QUEUEING_MARGIN;
+                let no_queue = smoothed <= floor.mul_f64(GROWTH_FACTOR) || smoothed <= floor + GROWTH_MARGIN;
                 if queueing {
                     if current {
                         self.cut(&mut s, QUEUEING_CUT);
                     }
-                } else if s.slow_start {
-                    s.limit = self.settings.clamp(s.limit + 1.0);
-                } else {
-                    s.limit = self.settings.clamp(s.limit + 1.0 / s.limit);
+                } else if no_queue {
+                    let step = if s.slow_start { 1.0 } else { 1.0 / s.limit };
+                    s.limit = self.settings.clamp(s.limit + step);
                 }
             }
             Signal::Throttled | Signal::TimedOut => {
@@ -351,6 +352,36 @@ mod tests {
         round_trips(&l, 1, |_| Signal::Answered(MS));
         round_trips(&l, 4, |i| Signal::Answered(MS * (1 + (i % 4) as u32)));
         assert_eq!(l.stats().cuts, 0);
+    }
+
+    #[test]
+    fn holds_between_growth_and_queueing() {
+        let l = limiter(1, 64, 10);
+        round_trips(&l, 1, |_| Signal::Answered(20 * MS));
+        // 1.25x the floor: some queueing, not enough to give ground (once the smoothed latency
+        // has caught up with it).
+        round_trips(&l, 2, |_| Signal::Answered(25 * MS));
+        let before = l.limit();
+        round_trips(&l, 10, |_| Signal::Answered(25 * MS));
+        assert_eq!(l.limit(), before);
+        assert_eq!(l.stats().cuts, 0);
+    }
+
+    #[test]
+    fn settles_at_the_knee_of_a_saturated_server() {
+        // A server that serves 1 request per ms behind 20 ms of latency: beyond 20 in flight,
+        // every extra request only queues. Latency = 20 ms + queue.
+        let l = limiter(1, 256, 1);
+        for _ in 0..300 {
+            let permits: Vec<_> = std::iter::from_fn(|| l.try_acquire()).collect();
+            let n = permits.len() as u32;
+            let latency = 20 * MS + MS * n.saturating_sub(20);
+            for p in permits {
+                p.finish(Signal::Answered(latency));
+            }
+        }
+        let limit = l.limit();
+        assert!((18..=36).contains(&limit), "settled at {limit}, the knee is 20");
     }
 
     #[test]
