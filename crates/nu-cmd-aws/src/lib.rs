@@ -4,16 +4,17 @@
 //! `nu-command`. The shared pieces are [`context`] (the process-wide [`AwsContext`]: sessions and
 //! the cache; how a command finds its profile, region and endpoint and reads through the cache),
 //! [`complete`] (Tab completion of names and ids), [`values`] (rows to Nushell values), [`stream`]
-//! (paginated listings as interruptible `ListStream`s) and [`errors`] (AWS failures as Nushell
+//! (paginated listings as interruptible `ListStream`s), [`engine`] (the flags and result streams of
+//! bulk commands on the request engine, and `aws engine`) and [`errors`] (AWS failures as Nushell
 //! errors that point at the offending argument).
 //!
 //! Not here: talking to AWS (that is `aws-core`) or booting the shell (that is the `nuaws` binary).
 
-pub mod bulk;
 pub mod cache;
 pub mod complete;
 pub mod context;
 pub mod ec2;
+pub mod engine;
 pub mod errors;
 mod external;
 pub mod s3;
@@ -42,7 +43,7 @@ pub fn add_aws_context_with(mut engine_state: EngineState, ctx: Arc<AwsContext>)
                 $( working_set.add_decl(Box::new($command)); )*
             };
         }
-        bind!(aws_::Aws, s3::S3, ec2::Ec2);
+        bind!(aws_::Aws, s3::S3, ec2::Ec2, engine::AwsEngine);
         s3::add_commands(&mut working_set, &ctx);
         ec2::add_commands(&mut working_set, &ctx);
         cache::add_commands(&mut working_set, &ctx);

@@ -104,6 +104,27 @@ pub struct JobProgress {
     /// Attempts beyond the first (throttles, transient failures).
     pub retried: AtomicU64,
     pub throttled: AtomicU64,
+    /// Sum of the time requests spent in flight, in microseconds: over the job's duration it is
+    /// the mean concurrency actually used (Little's law).
+    pub busy_micros: AtomicU64,
+}
+
+/// What a finished (or stopped) job did, for `aws engine` and benchmarks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobSummary {
+    pub items: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub retried: u64,
+    pub throttled: u64,
+    pub elapsed: Duration,
+    /// Mean requests in flight over the job.
+    pub mean_concurrency: f64,
+    pub peak_limit: usize,
+    pub final_limit: usize,
+    pub limit_cuts: u64,
+    /// The lowest latency seen: with `mean_concurrency`, what the job could at best have taken.
+    pub floor: Option<Duration>,
 }
 
 /// How a finished request counts: retry it, and what it says about congestion.
@@ -229,6 +250,27 @@ where
 }
 
 impl<I, T> BulkJob<I, T> {
+    /// What the job has done so far.
+    pub fn summary(&self) -> JobSummary {
+        let p = &self.progress;
+        let stats = self.limiter.stats();
+        let elapsed = self.started_at.elapsed();
+        let (succeeded, failed) = (p.succeeded.load(Ordering::Relaxed), p.failed.load(Ordering::Relaxed));
+        JobSummary {
+            items: succeeded + failed,
+            succeeded,
+            failed,
+            retried: p.retried.load(Ordering::Relaxed),
+            throttled: p.throttled.load(Ordering::Relaxed),
+            elapsed,
+            mean_concurrency: p.busy_micros.load(Ordering::Relaxed) as f64 / elapsed.as_micros().max(1) as f64,
+            peak_limit: stats.peak_limit,
+            final_limit: stats.limit,
+            limit_cuts: stats.cuts,
+            floor: stats.floor,
+        }
+    }
+
     /// The limiter's state now (limit reached, in flight, cuts).
     pub fn limiter_stats(&self) -> LimiterStats {
         self.limiter.stats()
@@ -420,6 +462,7 @@ impl Feeder {
                 let sent = Instant::now();
                 let result = fut.await;
                 drop(counted);
+                progress.busy_micros.fetch_add(sent.elapsed().as_micros() as u64, Ordering::Relaxed);
                 let (signal, retryable) = classify(&result, sent.elapsed());
                 permit.finish(signal);
                 if signal == Signal::Throttled {

@@ -23,7 +23,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-pub use bulk::{BulkJob, BulkNext, FailureMode, JobProgress, JobSettings, Outcome, Request};
+pub use bulk::{BulkJob, BulkNext, FailureMode, JobProgress, JobSettings, JobSummary, Outcome, Request};
 pub use dedup::Dedup;
 pub use limiter::{AdaptiveLimiter, LimiterSettings, LimiterStats, Permit, Signal};
 
@@ -77,6 +77,8 @@ pub struct Engine {
     pub rows: Dedup<Row, AwsError>,
     /// Whole object bodies (GetObject read into memory) and their content type.
     pub bodies: Dedup<(bytes::Bytes, Option<String>), AwsError>,
+    /// The last job to finish per lane, for `aws engine`.
+    finished: Mutex<HashMap<Lane, JobSummary>>,
 }
 
 impl Engine {
@@ -92,6 +94,23 @@ impl Engine {
         let limiter = AdaptiveLimiter::new(LimiterSettings { initial, ..limits });
         last.insert(lane.clone(), limiter.clone());
         limiter
+    }
+
+    /// Notes a job's summary as the latest of its lane.
+    pub fn record(&self, lane: &Lane, summary: JobSummary) {
+        self.finished.lock().unwrap_or_else(|e| e.into_inner()).insert(lane.clone(), summary);
+    }
+
+    /// Per lane: the limit the next job starts from, and the last job's summary.
+    pub fn lanes(&self) -> Vec<(Lane, usize, Option<JobSummary>)> {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let finished = self.finished.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lanes: Vec<_> = last
+            .iter()
+            .map(|(lane, limiter)| (lane.clone(), limiter.limit(), finished.get(lane).cloned()))
+            .collect();
+        lanes.sort_by(|a, b| (a.0.service, &a.0.region, &a.0.endpoint).cmp(&(b.0.service, &b.0.region, &b.0.endpoint)));
+        lanes
     }
 
     /// Starts a bulk job on `lane`.

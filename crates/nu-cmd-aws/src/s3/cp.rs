@@ -16,7 +16,7 @@ use aws_core::s3::transfer::{copy_object, download_object, upload_file};
 use nu_engine::command_prelude::*;
 use nu_protocol::shell_error::generic::GenericError;
 
-use crate::bulk::{BulkValues, engine_flags, engine_settings, local_rejection};
+use crate::engine::bulk::{BulkValues, engine_flags, engine_settings, local_rejection};
 use crate::context::{AwsContext, CallSession, session_flags, stale_after_object_writes};
 use crate::errors::to_shell_error;
 use crate::s3::{objects_below, parse_url};
@@ -127,9 +127,10 @@ impl Command for S3Cp {
                 })
             }
         };
-        let job = Engine::global().run(&Lane::of(&cs.session, "s3"), &settings, transfers, request);
+        let lane = Lane::of(&cs.session, "s3");
+        let job = Engine::global().run(&lane, &settings, transfers, request);
         let fail_fast = settings.job.mode == FailureMode::FailFast;
-        let values = BulkValues::new(job, &settings, "copy", show_progress, engine_state.signals().clone(), head, move |outcome| {
+        let values = BulkValues::new(job, lane, &settings, "copy", show_progress, engine_state.signals().clone(), head, move |outcome| {
             let transfer = match outcome.item {
                 Ok(transfer) => transfer,
                 Err(err) => return vec![Value::error(err, head)],
@@ -138,7 +139,7 @@ impl Command for S3Cp {
                 cs.cache.invalidate(&stale_after_object_writes(&url.bucket, std::slice::from_ref(&url.key)));
             }
             vec![match outcome.result {
-                Ok(row) => crate::bulk::with_no_error(row_to_value(row, head)),
+                Ok(row) => crate::engine::bulk::with_no_error(row_to_value(row, head)),
                 Err(err) if fail_fast => Value::error(to_shell_error(err, &cs.spans_for(source.span)), head),
                 Err(err) => {
                     let (from, to) = transfer.ends();

@@ -7,7 +7,7 @@ use aws_core::s3::head_object;
 use aws_core::s3::object::head_object_with;
 use nu_engine::command_prelude::*;
 
-use crate::bulk::{BulkValues, engine_flags, engine_settings, error_row, local_rejection, with_no_error};
+use crate::engine::bulk::{BulkValues, engine_flags, engine_settings, error_row, local_rejection, with_no_error};
 use crate::context::{AwsContext, CallSession, cache_flags, session_flags};
 use crate::errors::to_shell_error;
 use crate::s3::{parse_url, urls_from_args_or_input};
@@ -123,9 +123,10 @@ impl Command for S3Head {
                 })
             }
         };
-        let job = Engine::global().run(&Lane::of(&cs.session, "s3"), &settings, urls, request);
+        let lane = Lane::of(&cs.session, "s3");
+        let job = Engine::global().run(&lane, &settings, urls, request);
         let fail_fast = settings.job.mode == FailureMode::FailFast;
-        let values = BulkValues::new(job, &settings, "head", show_progress, engine_state.signals().clone(), head, move |outcome| {
+        let values = BulkValues::new(job, lane, &settings, "head", show_progress, engine_state.signals().clone(), head, move |outcome| {
             vec![match outcome.result {
                 Ok((row, store_key)) => {
                     if let Some(key) = store_key {

@@ -14,7 +14,7 @@ use nu_protocol::debugger::WithoutDebug;
 use nu_protocol::shell_error::generic::GenericError;
 use nu_protocol::{ByteStreamType, PipelineMetadata};
 
-use crate::bulk::{BulkValues, engine_flags, engine_settings, error_row, local_rejection};
+use crate::engine::bulk::{BulkValues, engine_flags, engine_settings, error_row, local_rejection};
 use crate::context::{AwsContext, CallSession, session_flags};
 use crate::errors::to_shell_error;
 use crate::s3::{parse_url, urls_from_args_or_input};
@@ -173,9 +173,10 @@ impl S3Open {
             let client = client.clone();
             Request::Send(async move { Engine::global().bodies.run(&key, window, || read_object(client, url)).await })
         };
-        let job = Engine::global().run(&Lane::of(&cs.session, "s3"), &settings, urls, request);
+        let lane = Lane::of(&cs.session, "s3");
+        let job = Engine::global().run(&lane, &settings, urls, request);
         let (engine_state, mut stack) = (engine_state.clone(), stack.clone());
-        let values = BulkValues::new(job, &settings, "open", show_progress, engine_state.signals().clone(), head, move |outcome| {
+        let values = BulkValues::new(job, lane, &settings, "open", show_progress, engine_state.signals().clone(), head, move |outcome| {
             let (name, span) = match &outcome.item {
                 Ok(arg) => (arg.item.clone(), arg.span),
                 Err(_) => (String::new(), head),

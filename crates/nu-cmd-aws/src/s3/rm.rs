@@ -9,7 +9,7 @@ use aws_core::s3::S3Url;
 use nu_engine::command_prelude::*;
 use nu_protocol::shell_error::generic::GenericError;
 
-use crate::bulk::{BulkValues, engine_flags, engine_settings, local_rejection};
+use crate::engine::bulk::{BulkValues, engine_flags, engine_settings, local_rejection};
 use crate::context::{AwsContext, CallSession, session_flags, stale_after_object_writes};
 use crate::errors::to_shell_error;
 use crate::s3::{objects_below, parse_url, urls_from_args_or_input};
@@ -129,9 +129,10 @@ impl Command for S3Rm {
                 Request::Send(delete_objects_with(client.clone(), batch.bucket, batch.keys))
             }
         };
-        let job = Engine::global().run(&Lane::of(&cs.session, "s3"), &settings, batches, request);
+        let lane = Lane::of(&cs.session, "s3");
+        let job = Engine::global().run(&lane, &settings, batches, request);
         let fail_fast = settings.job.mode == FailureMode::FailFast;
-        let values = BulkValues::new(job, &settings, "delete", show_progress, engine_state.signals().clone(), head, move |outcome| {
+        let values = BulkValues::new(job, lane, &settings, "delete", show_progress, engine_state.signals().clone(), head, move |outcome| {
             let batch = match outcome.item {
                 Ok(batch) => batch,
                 Err(err) => return vec![Value::error(err, head)],

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_core::engine::{AdaptiveLimiter, BulkJob, BulkNext, EngineSettings, FailureMode, JobProgress, Outcome};
+use aws_core::engine::{AdaptiveLimiter, BulkJob, BulkNext, Engine, EngineSettings, FailureMode, JobProgress, Lane, Outcome};
 use nu_engine::command_prelude::*;
 use nu_protocol::shell_error::generic::GenericError;
 use nu_protocol::{ListStream, Signals};
@@ -160,6 +160,7 @@ pub fn engine_settings(engine_state: &EngineState, stack: &mut Stack, call: &Cal
 /// cannot see.
 pub struct BulkValues<I, T> {
     job: BulkJob<I, T>,
+    lane: Lane,
     to_values: Box<dyn FnMut(Outcome<I, T>) -> Vec<Value> + Send>,
     ready: std::vec::IntoIter<Value>,
     fail_fast: bool,
@@ -173,6 +174,7 @@ impl<I: Send + 'static, T: Send + 'static> BulkValues<I, T> {
     /// `verb` names the work in the progress line ("head", "delete", "copy").
     pub fn new(
         job: BulkJob<I, T>,
+        lane: Lane,
         settings: &EngineSettings,
         verb: &'static str,
         show_progress: bool,
@@ -184,6 +186,7 @@ impl<I: Send + 'static, T: Send + 'static> BulkValues<I, T> {
             .then(|| ProgressLine::start(verb, job.progress.clone(), job.limiter()));
         Self {
             job,
+            lane,
             to_values: Box::new(to_values),
             ready: Vec::new().into_iter(),
             fail_fast: settings.job.mode == FailureMode::FailFast,
@@ -197,6 +200,13 @@ impl<I: Send + 'static, T: Send + 'static> BulkValues<I, T> {
     pub fn into_pipeline_data(self) -> PipelineData {
         let (span, signals) = (self.span, self.signals.clone());
         PipelineData::list_stream(ListStream::new(self, span, signals), None)
+    }
+}
+
+impl<I, T> Drop for BulkValues<I, T> {
+    fn drop(&mut self) {
+        // However the job ended (done, failed fast, cut short by `first`, Ctrl-C), say what it did.
+        Engine::global().record(&self.lane, self.job.summary());
     }
 }
 
