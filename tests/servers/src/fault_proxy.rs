@@ -1,0 +1,1046 @@
+//! `FaultProxy`: an HTTP/1.1 reverse proxy on loopback, in front of a test upstream (moto or
+//! `SyntheticS3`), that adds the faults of a real AWS endpoint on demand: latency, throttling with
+//! the service's own error, random 503s, connection resets, stalled bodies, and chosen requests
+//! that always fail. Tests use it to check that nuaws retries, stays concurrent, reports
+//! failures per item and stops promptly.
+//!
+//! Not a general proxy: no TLS, no CONNECT, one upstream, and faults decided per request with a
+//! seeded PRNG so a sequential test sees the same faults on every run. Paths under `/__proxy/`
+//! are its admin interface and never reach the upstream.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+use crate::server::{
+    BoxError, ConnectionControl, Handler, ResponseBody, ResponseFuture, RunningServer, empty_body, fixed_response,
+};
+use crate::text::xml_escape;
+
+/// The log keeps this many most recent requests.
+const LOG_CAPACITY: usize = 100_000;
+const ADMIN_PREFIX: &str = "/__proxy/";
+const DEFAULT_SEED: u64 = 0x5EED_0F_FA17;
+
+/// Which faults to inject. `Default` injects none: the proxy is then transparent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultConfig {
+    /// Added before each request is handled (forwarded or answered), as network round-trip time.
+    pub latency: Duration,
+    /// Requests beyond this rate are answered at once with the service's throttling error.
+    pub throttle: Option<Throttle>,
+    /// Fraction (0..=1) of requests answered with a 503 (S3 `ServiceUnavailable`, EC2 `Unavailable`).
+    pub error_rate: f64,
+    /// Fraction (0..=1) of requests whose connection is closed with a TCP reset and no response.
+    pub reset_rate: f64,
+    /// Fraction (0..=1) of forwarded responses whose body stops after its first bytes.
+    pub stall_rate: f64,
+    /// How long a stalled body stops before the rest follows; `None` stops it for good.
+    pub stall_for: Option<Duration>,
+    /// Requests whose path and query contain this text always fail with `fail_status`, so a test
+    /// can make exactly some items fail.
+    pub fail_matching: Option<String>,
+    pub fail_status: u16,
+    /// Seeds the PRNG behind the rates; setting a config restarts it from this seed.
+    pub seed: u64,
+}
+
+/// A token bucket: `rate_per_second` tokens refill continuously up to `burst`; a request takes one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Throttle {
+    pub rate_per_second: f64,
+    pub burst: u32,
+}
+
+impl Default for FaultConfig {
+    fn default() -> FaultConfig {
+        FaultConfig {
+            latency: Duration::ZERO,
+            throttle: None,
+            error_rate: 0.0,
+            reset_rate: 0.0,
+            stall_rate: 0.0,
+            stall_for: None,
+            fail_matching: None,
+            fail_status: 500,
+            seed: DEFAULT_SEED,
+        }
+    }
+}
+
+impl FaultConfig {
+    /// Only latency.
+    pub fn latency(latency: Duration) -> FaultConfig {
+        FaultConfig::default().with_latency(latency)
+    }
+
+    /// Only throttling.
+    pub fn throttle(rate_per_second: f64, burst: u32) -> FaultConfig {
+        FaultConfig::default().with_throttle(rate_per_second, burst)
+    }
+
+    /// Only random 503s.
+    pub fn error_rate(rate: f64) -> FaultConfig {
+        FaultConfig::default().with_error_rate(rate)
+    }
+
+    /// Only connection resets.
+    pub fn reset_rate(rate: f64) -> FaultConfig {
+        FaultConfig::default().with_reset_rate(rate)
+    }
+
+    /// Only stalled bodies.
+    pub fn stall(rate: f64, stall_for: Option<Duration>) -> FaultConfig {
+        FaultConfig::default().with_stall(rate, stall_for)
+    }
+
+    /// Only requests containing `text` fail, with `status`.
+    pub fn fail_matching(text: &str, status: u16) -> FaultConfig {
+        FaultConfig::default().with_fail_matching(text, status)
+    }
+
+    pub fn with_latency(mut self, latency: Duration) -> FaultConfig {
+        self.latency = latency;
+        self
+    }
+
+    pub fn with_throttle(mut self, rate_per_second: f64, burst: u32) -> FaultConfig {
+        self.throttle = Some(Throttle { rate_per_second, burst });
+        self
+    }
+
+    pub fn with_error_rate(mut self, rate: f64) -> FaultConfig {
+        self.error_rate = rate;
+        self
+    }
+
+    pub fn with_reset_rate(mut self, rate: f64) -> FaultConfig {
+        self.reset_rate = rate;
+        self
+    }
+
+    pub fn with_stall(mut self, rate: f64, stall_for: Option<Duration>) -> FaultConfig {
+        self.stall_rate = rate;
+        self.stall_for = stall_for;
+        self
+    }
+
+    pub fn with_fail_matching(mut self, text: &str, status: u16) -> FaultConfig {
+        self.fail_matching = Some(text.to_owned());
+        self.fail_status = status;
+        self
+    }
+
+    pub fn with_seed(mut self, seed: u64) -> FaultConfig {
+        self.seed = seed;
+        self
+    }
+
+    /// Checks the values a caller could get wrong; the proxy refuses such a config rather than
+    /// guessing what was meant.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, rate) in [
+            ("error_rate", self.error_rate),
+            ("reset_rate", self.reset_rate),
+            ("stall_rate", self.stall_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!("{name} must be between 0 and 1, not {rate}"));
+            }
+        }
+        if let Some(throttle) = self.throttle {
+            if !(throttle.rate_per_second.is_finite() && throttle.rate_per_second >= 0.0) {
+                return Err(format!(
+                    "throttle rate must be a non-negative number, not {}",
+                    throttle.rate_per_second
+                ));
+            }
+        }
+        if StatusCode::from_u16(self.fail_status).is_err() {
+            return Err(format!("fail_status {} is not an HTTP status", self.fail_status));
+        }
+        Ok(())
+    }
+
+    /// The config as the admin interface shows and accepts it.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "latency_ms": self.latency.as_millis() as u64,
+            "throttle_rate": self.throttle.map(|t| t.rate_per_second),
+            "throttle_burst": self.throttle.map(|t| t.burst),
+            "error_rate": self.error_rate,
+            "reset_rate": self.reset_rate,
+            "stall_rate": self.stall_rate,
+            "stall_ms": self.stall_for.map(|d| d.as_millis() as u64),
+            "fail_matching": self.fail_matching,
+            "fail_status": self.fail_status,
+            "seed": self.seed,
+        })
+    }
+
+    /// A config from the admin interface's JSON object. Fields left out (or null) are off, so a
+    /// posted config replaces the previous one entirely; unknown fields are an error, to catch typos.
+    pub fn from_json(value: &Value) -> Result<FaultConfig, String> {
+        let object = value.as_object().ok_or("the config must be a JSON object")?;
+        const FIELDS: [&str; 10] = [
+            "latency_ms",
+            "throttle_rate",
+            "throttle_burst",
+            "error_rate",
+            "reset_rate",
+            "stall_rate",
+            "stall_ms",
+            "fail_matching",
+            "fail_status",
+            "seed",
+        ];
+        if let Some(unknown) = object.keys().find(|key| !FIELDS.contains(&key.as_str())) {
+            return Err(format!(
+                "unknown config field {unknown:?}; known fields: {}",
+                FIELDS.join(", ")
+            ));
+        }
+        let number = |name: &str| -> Result<Option<f64>, String> {
+            match object.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(value) => value.as_f64().map(Some).ok_or(format!("{name} must be a number")),
+            }
+        };
+        let whole = |name: &str| -> Result<Option<u64>, String> {
+            match object.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(value) => value
+                    .as_u64()
+                    .map(Some)
+                    .ok_or(format!("{name} must be a non-negative integer")),
+            }
+        };
+        let defaults = FaultConfig::default();
+        let throttle = match number("throttle_rate")? {
+            None => None,
+            Some(rate) => Some(Throttle {
+                rate_per_second: rate,
+                burst: match whole("throttle_burst")? {
+                    Some(burst) => u32::try_from(burst).map_err(|_| "throttle_burst is too large".to_owned())?,
+                    None => default_burst(rate),
+                },
+            }),
+        };
+        let fail_matching = match object.get("fail_matching") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(_) => return Err("fail_matching must be a string".to_owned()),
+        };
+        let fail_status = match whole("fail_status")? {
+            Some(status) => u16::try_from(status).map_err(|_| format!("fail_status {status} is not an HTTP status"))?,
+            None => defaults.fail_status,
+        };
+        let config = FaultConfig {
+            latency: Duration::from_millis(whole("latency_ms")?.unwrap_or(0)),
+            throttle,
+            error_rate: number("error_rate")?.unwrap_or(0.0),
+            reset_rate: number("reset_rate")?.unwrap_or(0.0),
+            stall_rate: number("stall_rate")?.unwrap_or(0.0),
+            stall_for: whole("stall_ms")?.map(Duration::from_millis),
+            fail_matching,
+            fail_status,
+            seed: whole("seed")?.unwrap_or(defaults.seed),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// The burst when only a rate is given: one second's worth, at least one request.
+pub fn default_burst(rate_per_second: f64) -> u32 {
+    rate_per_second.ceil().clamp(1.0, f64::from(u32::MAX)) as u32
+}
+
+/// Counters since start (or the last `reset_stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProxyStats {
+    /// Requests received, admin requests excepted.
+    pub received: u64,
+    /// Requests sent on to the upstream.
+    pub forwarded: u64,
+    /// Requests answered with a throttling error.
+    pub throttled: u64,
+    /// Requests answered with a random 503 (`error_rate`).
+    pub injected_errors: u64,
+    /// Requests answered with `fail_status` because they matched `fail_matching`.
+    pub matched_failures: u64,
+    /// Connections reset instead of answering.
+    pub resets: u64,
+    /// Response bodies stalled.
+    pub stalls: u64,
+    /// Requests the upstream could not be reached for (answered 502).
+    pub upstream_errors: u64,
+    /// Requests received and not finished yet: waiting out latency, forwarded, or sending their body.
+    pub in_flight: u64,
+    pub peak_in_flight: u64,
+}
+
+impl ProxyStats {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "received": self.received,
+            "forwarded": self.forwarded,
+            "throttled": self.throttled,
+            "injected_errors": self.injected_errors,
+            "matched_failures": self.matched_failures,
+            "resets": self.resets,
+            "stalls": self.stalls,
+            "upstream_errors": self.upstream_errors,
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.peak_in_flight,
+        })
+    }
+}
+
+/// One request as the proxy saw it, from arrival to the end of its response body (or its reset,
+/// or the client giving up).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedRequest {
+    pub received: Instant,
+    pub finished: Instant,
+    pub method: String,
+    pub path_and_query: String,
+    /// The status sent, or `None` if the connection was reset or closed before a response.
+    pub status: Option<u16>,
+}
+
+/// A running fault-injecting proxy; dropping it stops it.
+pub struct FaultProxy {
+    shared: Arc<ProxyShared>,
+    server: RunningServer,
+}
+
+impl FaultProxy {
+    /// Proxies to `upstream` (`http://127.0.0.1:PORT`; a path in it is ignored) from a free
+    /// loopback port with `config`. Fails on a bad config or URL, or if it cannot listen.
+    pub fn start(upstream: &str, config: FaultConfig) -> io::Result<FaultProxy> {
+        let invalid = |message: String| io::Error::new(io::ErrorKind::InvalidInput, message);
+        config.validate().map_err(invalid)?;
+        let upstream_uri: Uri = upstream
+            .parse()
+            .map_err(|error| invalid(format!("upstream {upstream:?}: {error}")))?;
+        if upstream_uri.scheme_str() != Some("http") || upstream_uri.authority().is_none() {
+            return Err(invalid(format!(
+                "upstream must be an http://host:port URL, not {upstream:?}"
+            )));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let shared = Arc::new(ProxyShared {
+            upstream: upstream_uri,
+            client: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build(connector),
+            faults: Mutex::new(FaultState::new(config)),
+            counters: Counters::default(),
+            log: Mutex::new(VecDeque::new()),
+        });
+        let server = RunningServer::start("fault-proxy", shared.clone())?;
+        Ok(FaultProxy { shared, server })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn endpoint(&self) -> String {
+        self.server.endpoint()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.address().port()
+    }
+
+    /// Replaces the config; applies to requests that arrive from now on. The PRNG restarts from
+    /// the new seed and the token bucket starts full.
+    pub fn set_config(&self, config: FaultConfig) -> Result<(), String> {
+        config.validate()?;
+        *lock(&self.shared.faults) = FaultState::new(config);
+        Ok(())
+    }
+
+    pub fn config(&self) -> FaultConfig {
+        lock(&self.shared.faults).config.clone()
+    }
+
+    pub fn stats(&self) -> ProxyStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Zeroes the counters (the peak restarts at the current in-flight count) and clears the log.
+    pub fn reset_stats(&self) {
+        self.shared.reset_stats();
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.shared.counters.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The finished requests, oldest first (the last 100,000). Whether any request was still
+    /// running after a moment `t`: `in_flight() > 0 || log().iter().any(|r| r.finished > t)`.
+    pub fn log(&self) -> Vec<LoggedRequest> {
+        lock(&self.shared.log).iter().cloned().collect()
+    }
+}
+
+/// A poisoned lock only means another request panicked mid-update of plain data; keep serving.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+struct ProxyShared {
+    upstream: Uri,
+    client: Client<HttpConnector, Incoming>,
+    faults: Mutex<FaultState>,
+    counters: Counters,
+    log: Mutex<VecDeque<LoggedRequest>>,
+}
+
+#[derive(Default)]
+struct Counters {
+    received: AtomicU64,
+    forwarded: AtomicU64,
+    throttled: AtomicU64,
+    injected_errors: AtomicU64,
+    matched_failures: AtomicU64,
+    resets: AtomicU64,
+    stalls: AtomicU64,
+    upstream_errors: AtomicU64,
+    in_flight: AtomicUsize,
+    peak_in_flight: AtomicUsize,
+}
+
+impl Counters {
+    fn snapshot(&self) -> ProxyStats {
+        let load = |counter: &AtomicU64| counter.load(Ordering::SeqCst);
+        ProxyStats {
+            received: load(&self.received),
+            forwarded: load(&self.forwarded),
+            throttled: load(&self.throttled),
+            injected_errors: load(&self.injected_errors),
+            matched_failures: load(&self.matched_failures),
+            resets: load(&self.resets),
+            stalls: load(&self.stalls),
+            upstream_errors: load(&self.upstream_errors),
+            in_flight: self.in_flight.load(Ordering::SeqCst) as u64,
+            peak_in_flight: self.peak_in_flight.load(Ordering::SeqCst) as u64,
+        }
+    }
+}
+
+/// The config with the state its rates and throttle need, behind one lock so that a request's
+/// fault decisions are drawn together.
+struct FaultState {
+    config: FaultConfig,
+    random: XorShift64Star,
+    tokens: f64,
+    refilled_at: Instant,
+}
+
+impl FaultState {
+    fn new(config: FaultConfig) -> FaultState {
+        FaultState {
+            random: XorShift64Star::new(config.seed),
+            tokens: config.throttle.map_or(0.0, |t| f64::from(t.burst)),
+            refilled_at: Instant::now(),
+            config,
+        }
+    }
+
+    fn take_token(&mut self, throttle: Throttle) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.refilled_at).as_secs_f64() * throttle.rate_per_second;
+        self.tokens = (self.tokens + refill).min(f64::from(throttle.burst));
+        self.refilled_at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// True with probability `rate`. Draws only when the fault is on, so turning one fault on does
+    /// not change which requests another fault hits for the same seed.
+    fn chance(&mut self, rate: f64) -> bool {
+        rate > 0.0 && self.random.next_unit() < rate
+    }
+}
+
+/// xorshift64*: tiny, fast, good enough to pick faulty requests, and seedable for repeatable tests.
+struct XorShift64Star(u64);
+
+impl XorShift64Star {
+    fn new(seed: u64) -> XorShift64Star {
+        // splitmix64 of the seed, so that 0 and small seeds give a usable (non-zero) state.
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        XorShift64Star((z ^ (z >> 31)) | 1)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in [0, 1).
+    fn next_unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// What the proxy does with one request, decided once it has waited out the latency.
+enum Decision {
+    MatchedFailure(StatusCode),
+    Reset,
+    Throttle,
+    InjectedError,
+    Forward { stall: Option<Option<Duration>> },
+}
+
+/// The AWS service a request is for, which decides the shape of the errors the proxy makes up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Service {
+    S3,
+    Ec2,
+}
+
+impl Service {
+    /// From SigV4's credential scope (`Credential=AKID/20260101/us-east-1/s3/aws4_request`) in the
+    /// Authorization header or a presigned URL; failing that, EC2's query protocol (`Action=` in
+    /// the query or a form-encoded POST); otherwise S3.
+    fn of(request: &Request<Incoming>) -> Service {
+        let query = request.uri().query().unwrap_or("");
+        let scope = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split_once("Credential=").map(|(_, rest)| rest.to_owned()))
+            .or_else(|| {
+                query
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix("X-Amz-Credential="))
+                    .map(|scope| crate::text::percent_decode(scope, false))
+            });
+        if let Some(scope) = scope {
+            let service = scope.split(['/', ',']).nth(3).unwrap_or("");
+            if service == "ec2" {
+                return Service::Ec2;
+            }
+            if service == "s3" {
+                return Service::S3;
+            }
+        }
+        let form_post = request.method() == Method::POST
+            && request.uri().path() == "/"
+            && request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
+        if form_post || query.split('&').any(|pair| pair.starts_with("Action=")) {
+            Service::Ec2
+        } else {
+            Service::S3
+        }
+    }
+
+    /// The service's error response: S3's `<Error>` or EC2's `<Response><Errors>`.
+    fn error(
+        self,
+        status: StatusCode,
+        code: &str,
+        message: &str,
+        request_id: &str,
+        is_head: bool,
+    ) -> Response<ResponseBody> {
+        let mut response = if is_head {
+            let mut response = Response::new(empty_body());
+            *response.status_mut() = status;
+            response
+        } else {
+            let message = xml_escape(message);
+            let xml = match self {
+                Service::S3 => format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message>\
+                     <RequestId>{request_id}</RequestId><HostId>{request_id}</HostId></Error>"
+                ),
+                Service::Ec2 => format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code>\
+                     <Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
+                ),
+            };
+            fixed_response(status, "application/xml", xml)
+        };
+        if let Ok(value) = HeaderValue::from_str(request_id) {
+            let name = match self {
+                Service::S3 => "x-amz-request-id",
+                Service::Ec2 => "x-amzn-requestid",
+            };
+            response.headers_mut().insert(name, value);
+        }
+        response
+    }
+
+    fn throttling_error(self, request_id: &str, is_head: bool) -> Response<ResponseBody> {
+        match self {
+            Service::S3 => self.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SlowDown",
+                "Please reduce your request rate.",
+                request_id,
+                is_head,
+            ),
+            Service::Ec2 => self.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "RequestLimitExceeded",
+                "Request limit exceeded.",
+                request_id,
+                is_head,
+            ),
+        }
+    }
+
+    fn unavailable_error(self, request_id: &str, is_head: bool) -> Response<ResponseBody> {
+        match self {
+            Service::S3 => self.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "Service is unable to handle request.",
+                request_id,
+                is_head,
+            ),
+            Service::Ec2 => self.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                "The server is overloaded and can't handle the request.",
+                request_id,
+                is_head,
+            ),
+        }
+    }
+
+    /// The error the service would send with `status`, for `fail_matching`.
+    fn status_error(self, status: StatusCode, request_id: &str, is_head: bool) -> Response<ResponseBody> {
+        let (code, message) = match (self, status.as_u16()) {
+            (Service::S3, 403) => ("AccessDenied", "Access Denied"),
+            (Service::S3, 404) => ("NoSuchKey", "The specified key does not exist."),
+            (Service::S3, 400) => ("InvalidRequest", "Invalid Request"),
+            (Service::Ec2, 403) => (
+                "UnauthorizedOperation",
+                "You are not authorized to perform this operation.",
+            ),
+            (Service::Ec2, 400) => ("InvalidParameterValue", "Invalid parameter value."),
+            (_, 500) => ("InternalError", "We encountered an internal error. Please try again."),
+            (_, 503) => return self.unavailable_error(request_id, is_head),
+            (_, 429) => return self.throttling_error(request_id, is_head),
+            _ => ("InjectedFault", "The test proxy failed this request on purpose."),
+        };
+        self.error(status, code, message, request_id, is_head)
+    }
+}
+
+impl Handler for ProxyShared {
+    fn handle(self: Arc<Self>, request: Request<Incoming>, connection: ConnectionControl) -> ResponseFuture {
+        Box::pin(async move {
+            if request.uri().path().starts_with(ADMIN_PREFIX) {
+                return self.admin(request).await;
+            }
+            self.proxy(request, connection).await
+        })
+    }
+}
+
+impl ProxyShared {
+    async fn proxy(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        connection: ConnectionControl,
+    ) -> Response<ResponseBody> {
+        let path_and_query = request.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
+        let mut finish = RequestFinish::start(self.clone(), request.method().as_str(), &path_and_query);
+        let request_id = format!("{:016X}", finish.number.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let is_head = request.method() == Method::HEAD;
+
+        let latency = lock(&self.faults).config.latency;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        let service = Service::of(&request);
+        let response = match self.decide(&path_and_query) {
+            Decision::MatchedFailure(status) => {
+                self.counters.matched_failures.fetch_add(1, Ordering::SeqCst);
+                service.status_error(status, &request_id, is_head)
+            }
+            Decision::Reset => {
+                self.counters.resets.fetch_add(1, Ordering::SeqCst);
+                // Finished (with no status) before the reset, so a client that sees the reset also
+                // sees the request out of flight.
+                drop(finish);
+                connection.reset();
+                // The connection task drops this future as it closes the socket.
+                return std::future::pending().await;
+            }
+            Decision::Throttle => {
+                self.counters.throttled.fetch_add(1, Ordering::SeqCst);
+                service.throttling_error(&request_id, is_head)
+            }
+            Decision::InjectedError => {
+                self.counters.injected_errors.fetch_add(1, Ordering::SeqCst);
+                service.unavailable_error(&request_id, is_head)
+            }
+            Decision::Forward { stall } => match self.forward(request).await {
+                Ok(response) => {
+                    let response = response.map(|body| body.map_err(BoxError::from).boxed());
+                    match stall {
+                        Some(stall_for) => {
+                            self.counters.stalls.fetch_add(1, Ordering::SeqCst);
+                            response.map(|body| StallingBody::new(body, stall_for).boxed())
+                        }
+                        None => response,
+                    }
+                }
+                Err(error) => {
+                    self.counters.upstream_errors.fetch_add(1, Ordering::SeqCst);
+                    fixed_response(
+                        StatusCode::BAD_GATEWAY,
+                        "text/plain",
+                        format!("fault proxy: upstream request failed: {error}\n"),
+                    )
+                }
+            },
+        };
+        finish.status = Some(response.status().as_u16());
+        // The request finishes when its body has been sent, not when its headers have.
+        response.map(|body| {
+            FinishOnEnd {
+                body,
+                finish: Some(finish),
+            }
+            .boxed()
+        })
+    }
+
+    fn decide(&self, path_and_query: &str) -> Decision {
+        let mut faults = lock(&self.faults);
+        if let Some(text) = &faults.config.fail_matching
+            && path_and_query.contains(text.as_str())
+        {
+            return Decision::MatchedFailure(
+                StatusCode::from_u16(faults.config.fail_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            );
+        }
+        let reset_rate = faults.config.reset_rate;
+        if faults.chance(reset_rate) {
+            return Decision::Reset;
+        }
+        if let Some(throttle) = faults.config.throttle
+            && !faults.take_token(throttle)
+        {
+            return Decision::Throttle;
+        }
+        let error_rate = faults.config.error_rate;
+        if faults.chance(error_rate) {
+            return Decision::InjectedError;
+        }
+        let stall_rate = faults.config.stall_rate;
+        let stall = faults.chance(stall_rate).then_some(faults.config.stall_for);
+        Decision::Forward { stall }
+    }
+
+    async fn forward(&self, request: Request<Incoming>) -> Result<Response<Incoming>, BoxError> {
+        let (mut parts, body) = request.into_parts();
+        let path_and_query = parts.uri.path_and_query().cloned();
+        let mut uri = Uri::builder()
+            .scheme("http")
+            .authority(self.upstream.authority().cloned().ok_or("upstream has no host")?);
+        if let Some(path_and_query) = path_and_query {
+            uri = uri.path_and_query(path_and_query);
+        }
+        parts.uri = uri.build()?;
+        // The Host header stays the client's: it is part of what SigV4 signed.
+        remove_hop_by_hop_headers(&mut parts.headers);
+        self.counters.forwarded.fetch_add(1, Ordering::SeqCst);
+        let mut response = self.client.request(Request::from_parts(parts, body)).await?;
+        remove_hop_by_hop_headers(response.headers_mut());
+        Ok(response)
+    }
+
+    async fn admin(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+        let json_response =
+            |status: StatusCode, value: Value| fixed_response(status, "application/json", format!("{value}\n"));
+        let bad_request = |message: String| json_response(StatusCode::BAD_REQUEST, json!({ "error": message }));
+        match (request.method().clone(), request.uri().path()) {
+            (Method::GET, "/__proxy/stats") => json_response(StatusCode::OK, self.counters.snapshot().to_json()),
+            (Method::GET, "/__proxy/config") => json_response(StatusCode::OK, lock(&self.faults).config.to_json()),
+            (Method::POST, "/__proxy/reset-stats") => {
+                self.reset_stats();
+                json_response(StatusCode::OK, json!({ "reset": true }))
+            }
+            (Method::POST, "/__proxy/config") => {
+                let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {
+                    Ok(body) => body.to_bytes(),
+                    Err(error) => return bad_request(format!("cannot read the config: {error}")),
+                };
+                let value: Value = match serde_json::from_slice(&body) {
+                    Ok(value) => value,
+                    Err(error) => return bad_request(format!("the config is not JSON: {error}")),
+                };
+                match FaultConfig::from_json(&value) {
+                    Ok(config) => {
+                        let shown = config.to_json();
+                        *lock(&self.faults) = FaultState::new(config);
+                        json_response(StatusCode::OK, shown)
+                    }
+                    Err(message) => bad_request(message),
+                }
+            }
+            _ => json_response(
+                StatusCode::NOT_FOUND,
+                json!({ "error": "admin endpoints: GET /__proxy/stats, GET /__proxy/config, POST /__proxy/config, POST /__proxy/reset-stats" }),
+            ),
+        }
+    }
+
+    fn reset_stats(&self) {
+        let counters = &self.counters;
+        for counter in [
+            &counters.received,
+            &counters.forwarded,
+            &counters.throttled,
+            &counters.injected_errors,
+            &counters.matched_failures,
+            &counters.resets,
+            &counters.stalls,
+            &counters.upstream_errors,
+        ] {
+            counter.store(0, Ordering::SeqCst);
+        }
+        counters
+            .peak_in_flight
+            .store(counters.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+        lock(&self.log).clear();
+    }
+}
+
+/// Headers that describe one connection, not the message, so they are not passed on (RFC 9110 §7.6.1).
+fn remove_hop_by_hop_headers(headers: &mut HeaderMap) {
+    let named_in_connection: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named_in_connection {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+/// Counts a request in flight from arrival; when dropped (its body sent, its connection reset or
+/// its client gone) counts it out and logs it.
+struct RequestFinish {
+    shared: Arc<ProxyShared>,
+    number: u64,
+    received: Instant,
+    method: String,
+    path_and_query: String,
+    status: Option<u16>,
+}
+
+impl RequestFinish {
+    fn start(shared: Arc<ProxyShared>, method: &str, path_and_query: &str) -> RequestFinish {
+        let number = shared.counters.received.fetch_add(1, Ordering::SeqCst);
+        let in_flight = shared.counters.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.counters.peak_in_flight.fetch_max(in_flight, Ordering::SeqCst);
+        RequestFinish {
+            shared,
+            number,
+            received: Instant::now(),
+            method: method.to_owned(),
+            path_and_query: path_and_query.to_owned(),
+            status: None,
+        }
+    }
+}
+
+impl Drop for RequestFinish {
+    fn drop(&mut self) {
+        let entry = LoggedRequest {
+            received: self.received,
+            finished: Instant::now(),
+            method: std::mem::take(&mut self.method),
+            path_and_query: std::mem::take(&mut self.path_and_query),
+            status: self.status,
+        };
+        {
+            let mut log = lock(&self.shared.log);
+            if log.len() >= LOG_CAPACITY {
+                log.pop_front();
+            }
+            log.push_back(entry);
+        }
+        // Counted out after logging, so a test that sees in_flight == 0 also sees the log entry.
+        self.shared.counters.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A response body that finishes its request when it ends or is dropped.
+struct FinishOnEnd {
+    body: ResponseBody,
+    finish: Option<RequestFinish>,
+}
+
+impl Body for FinishOnEnd {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            self.finish = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A response body that sends the first half of its first data frame, then nothing for
+/// `stall_for` (or ever), then the rest: a server that stops mid-body.
+struct StallingBody {
+    body: ResponseBody,
+    stall_for: Option<Duration>,
+    phase: StallPhase,
+}
+
+enum StallPhase {
+    BeforeFirstData,
+    /// `rest` is what to send when the stall is over; `body_ended` means the end comes right after.
+    Stalled {
+        rest: Option<Bytes>,
+        body_ended: bool,
+        until: Option<Pin<Box<tokio::time::Sleep>>>,
+    },
+    Streaming,
+    Ended,
+}
+
+impl StallingBody {
+    fn new(body: ResponseBody, stall_for: Option<Duration>) -> StallingBody {
+        StallingBody {
+            body,
+            stall_for,
+            phase: StallPhase::BeforeFirstData,
+        }
+    }
+
+    fn stall(&mut self, rest: Option<Bytes>, body_ended: bool) {
+        let until = self.stall_for.map(|duration| Box::pin(tokio::time::sleep(duration)));
+        self.phase = StallPhase::Stalled {
+            rest,
+            body_ended,
+            until,
+        };
+    }
+}
+
+impl Body for StallingBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            match &mut this.phase {
+                StallPhase::Ended => return Poll::Ready(None),
+                StallPhase::Streaming => return Pin::new(&mut this.body).poll_frame(cx),
+                StallPhase::Stalled {
+                    rest,
+                    body_ended,
+                    until,
+                } => {
+                    match until {
+                        // Stalled for good: this body never ends; the client has to give up.
+                        None => return Poll::Pending,
+                        Some(sleep) => {
+                            if sleep.as_mut().poll(cx).is_pending() {
+                                return Poll::Pending;
+                            }
+                        }
+                    }
+                    let rest = rest.take();
+                    this.phase = if *body_ended {
+                        StallPhase::Ended
+                    } else {
+                        StallPhase::Streaming
+                    };
+                    if let Some(rest) = rest {
+                        return Poll::Ready(Some(Ok(Frame::data(rest))));
+                    }
+                }
+                StallPhase::BeforeFirstData => match Pin::new(&mut this.body).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                        Ok(mut first_part) => {
+                            // A one-byte frame cannot be split: send it and stall before what follows.
+                            let rest = (first_part.len() >= 2).then(|| first_part.split_off(first_part.len() / 2));
+                            this.stall(rest, false);
+                            return Poll::Ready(Some(Ok(Frame::data(first_part))));
+                        }
+                        Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
+                    },
+                    // No data at all: stall before the end.
+                    Poll::Ready(None) => this.stall(None, true),
+                    other => return other,
+                },
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // Never claim the end early: hyper would stop polling before the stall.
+        false
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
