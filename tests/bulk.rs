@@ -266,3 +266,147 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+// ---------------------------------------------------------------------------------------------
+// Through the fault-injecting proxy.
+// ---------------------------------------------------------------------------------------------
+
+use std::time::{Duration, Instant};
+
+use nuaws_test_servers::{FaultConfig, FaultProxy};
+
+const FAULTS_BUCKET: &str = "faults";
+const FAULTS_OBJECTS: usize = 500;
+
+fn faults_bucket(moto: &Moto) {
+    seed_once("faults", || {
+        moto.harness("seed-s3", &["--bucket", FAULTS_BUCKET, "--objects", &FAULTS_OBJECTS.to_string(), "--prefixes", "1"]);
+    });
+}
+
+/// Nushell that heads every object of the faults bucket; the listing itself goes around the
+/// proxy (straight to moto), so only the heads meet the faults.
+fn head_all(moto: &Moto, flags: &str) -> String {
+    format!(
+        "let keys = (aws s3 ls s3://{FAULTS_BUCKET} -R --endpoint-url {} | get name); \
+         let rows = ($keys | aws s3 head {flags}); \
+         {{rows: ($rows | select name error), engine: (aws engine | where service == s3 and endpoint != '{}' | first)}} | to json --raw",
+        moto.endpoint, moto.endpoint
+    )
+}
+
+fn run_json(moto: &Moto, endpoint: &str, script: &str) -> serde_json::Value {
+    let text = ok_in(moto, endpoint, &moto.dir.join("cwd"), script);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("no JSON ({e}): {text}"))
+}
+
+/// Every key answered exactly once, without error.
+fn assert_all_answered(result: &serde_json::Value) {
+    let rows = result["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), FAULTS_OBJECTS, "one row per item");
+    let failed: Vec<_> = rows.iter().filter(|r| !r["error"].is_null()).collect();
+    assert!(failed.is_empty(), "{} failed, e.g. {:?}", failed.len(), failed.first());
+    let mut names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), FAULTS_OBJECTS, "none lost, none duplicated");
+}
+
+#[test]
+fn under_a_throttling_bucket_the_limiter_settles_below_its_rate_and_loses_nothing() {
+    let moto = Moto::shared();
+    faults_bucket(moto);
+    // 80 requests/s behind 20 ms of latency: about 1.6 requests in flight is all it allows, and
+    // the engine starts at 8.
+    let rate = 80.0;
+    let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::latency(Duration::from_millis(20)).with_throttle(rate, 5)).expect("proxy");
+    let result = run_json(moto, &proxy.endpoint(), &head_all(moto, "--dedup-window 0sec"));
+    assert_all_answered(&result);
+    let stats = proxy.stats();
+    assert!(stats.throttled > 0, "the bucket did throttle: {stats:?}");
+    let engine = &result["engine"];
+    assert!(engine["limit_cuts"].as_u64().unwrap() > 0, "{engine}");
+    // Settled: in the second half of the job, throttles are the exception.
+    let mut log = proxy.log();
+    log.sort_by_key(|r| r.received);
+    let second_half = &log[log.len() / 2..];
+    let throttled = second_half.iter().filter(|r| r.status == Some(503)).count();
+    assert!(throttled * 4 < second_half.len(), "{throttled} of the last {} requests throttled", second_half.len());
+    // And what the final limit lets through at the floor latency is near the bucket's rate, not
+    // above it by more than the additive increase's probing.
+    let floor_s = engine["floor"].as_i64().unwrap() as f64 / 1e9;
+    let final_limit = engine["final_limit"].as_f64().unwrap();
+    assert!(final_limit / floor_s <= rate * 3.0, "final limit {final_limit} at floor {floor_s}s vs {rate}/s");
+}
+
+#[test]
+fn transient_503s_and_connection_resets_are_retried() {
+    let moto = Moto::shared();
+    faults_bucket(moto);
+    let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::error_rate(0.2).with_reset_rate(0.1).with_seed(7)).expect("proxy");
+    let result = run_json(moto, &proxy.endpoint(), &head_all(moto, "--dedup-window 0sec"));
+    assert_all_answered(&result);
+    let stats = proxy.stats();
+    assert!(stats.injected_errors > 20 && stats.resets > 10, "{stats:?}");
+    assert!(result["engine"]["retried"].as_u64().unwrap() >= stats.injected_errors, "{}", result["engine"]);
+}
+
+#[test]
+fn a_stalled_body_is_abandoned_and_retried() {
+    let moto = Moto::shared();
+    empty_bucket(moto, "stalls");
+    ok(moto, "0..29 | each {|i| {n: $i} | to json | aws s3 save $'s3://stalls/($i).json' } | ignore");
+    let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::stall(0.3, None).with_seed(3)).expect("proxy");
+    let script = format!(
+        "aws s3 ls s3://stalls --endpoint-url {} | aws s3 open --attempt-timeout 1sec | get content.n | math sum",
+        moto.endpoint
+    );
+    let started = Instant::now();
+    let sum = ok_in(moto, &proxy.endpoint(), &moto.dir.join("cwd"), &script);
+    assert_eq!(sum, "435", "every object read whole");
+    assert!(proxy.stats().stalls > 0, "{:?}", proxy.stats());
+    assert!(started.elapsed() < Duration::from_secs(60), "stalls were cut at the attempt timeout");
+}
+
+#[test]
+fn resilient_mode_gives_one_error_row_per_failed_item_with_its_key() {
+    let moto = Moto::shared();
+    faults_bucket(moto);
+    // Keys ending in 7.txt are denied by the proxy: 50 of the 500.
+    let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::fail_matching("7.txt", 403)).expect("proxy");
+    let result = run_json(moto, &proxy.endpoint(), &head_all(moto, ""));
+    let rows = result["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), FAULTS_OBJECTS);
+    let failed: Vec<&str> = rows.iter().filter(|r| !r["error"].is_null()).map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(failed.len(), 50);
+    assert!(failed.iter().all(|name| name.ends_with("7.txt")), "{failed:?}");
+}
+
+#[test]
+fn fail_fast_stops_at_the_first_failure_and_leaves_no_request_running() {
+    let moto = Moto::shared();
+    faults_bucket(moto);
+    let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::latency(Duration::from_millis(400)).with_fail_matching("sub0/obj-000140.txt", 403)).expect("proxy");
+    // In sorted order the failing key is the 21st. The shell stays up for a second after the failure, so a request still running (or one
+    // started after the failure) would reach the proxy and finish there.
+    let script = format!(
+        "let keys = (aws s3 ls s3://{FAULTS_BUCKET} -R --endpoint-url {} | get name | sort); \
+         let out = (try {{ $keys | aws s3 head --fail-fast --ordered --concurrency 16 | to json | ignore; 'completed' }} catch {{|e| $e.msg }}); \
+         sleep 1sec; $out",
+        moto.endpoint
+    );
+    let out = ok_in(moto, &proxy.endpoint(), &moto.dir.join("cwd"), &script);
+    assert_ne!(out, "completed");
+    let log = proxy.log();
+    let failure = log.iter().find(|r| r.path_and_query.contains("obj-000140.txt")).expect("the failing request reached the proxy");
+    let failed_at = failure.finished;
+    let later: Vec<_> = log.iter().filter(|r| r.received > failed_at + Duration::from_millis(50)).collect();
+    assert!(later.is_empty(), "{} requests started after the failure", later.len());
+    let completed_after: Vec<_> = log
+        .iter()
+        .filter(|r| r.status.is_some() && r.finished > failed_at + Duration::from_millis(200))
+        .collect();
+    assert!(completed_after.is_empty(), "{} requests ran on after the failure: {completed_after:?}", completed_after.len());
+    assert!(log.len() < FAULTS_OBJECTS / 4, "it stopped early: {} requests", log.len());
+    assert_eq!(proxy.in_flight(), 0);
+}

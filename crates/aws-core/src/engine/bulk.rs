@@ -52,6 +52,9 @@ pub struct JobSettings {
     pub window: usize,
     /// First backoff after a throttle; doubles per attempt, with jitter, capped at 5 s.
     pub base_backoff: Duration,
+    /// Limit on one attempt of one item, answer and body included (`None`: the SDK's own
+    /// timeouts, which do not cover a body that stalls half-way).
+    pub attempt_timeout: Option<Duration>,
 }
 
 impl Default for JobSettings {
@@ -62,6 +65,7 @@ impl Default for JobSettings {
             max_attempts: 10,
             window: 128,
             base_backoff: Duration::from_millis(50),
+            attempt_timeout: None,
         }
     }
 }
@@ -460,7 +464,12 @@ impl Feeder {
                 let permit = limiter.acquire().await;
                 let counted = InFlight::enter(&task_shared.in_flight);
                 let sent = Instant::now();
-                let result = fut.await;
+                let result = match settings.attempt_timeout {
+                    None => fut.await,
+                    Some(limit) => tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+                        Err(AwsError::new(ErrorKind::Timeout, "request", format!("no complete answer within {limit:?}")))
+                    }),
+                };
                 drop(counted);
                 progress.busy_micros.fetch_add(sent.elapsed().as_micros() as u64, Ordering::Relaxed);
                 let (signal, retryable) = classify(&result, sent.elapsed());

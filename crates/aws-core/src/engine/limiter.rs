@@ -21,7 +21,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Bounds and starting point of a limiter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +91,8 @@ const THROTTLE_CUT: f64 = 0.5;
 struct State {
     limit: f64,
     in_flight: usize,
+    /// Slots in existence (held or free): follows the limit one release at a time.
+    capacity: usize,
     /// Bumped on every cut; permits remember the generation they were issued in.
     generation: u64,
     slow_start: bool,
@@ -133,8 +135,10 @@ pub struct LimiterStats {
 pub struct AdaptiveLimiter {
     settings: LimiterSettings,
     state: Mutex<State>,
-    /// Woken when a slot frees up or the limit grows.
-    room: Notify,
+    /// The slots, handed out first come, first served: a FIFO queue, so an item waiting for a
+    /// slot is never overtaken by ones that arrived after it (ordered output and fail-fast both
+    /// depend on early items starting early).
+    slots: Arc<Semaphore>,
 }
 
 impl AdaptiveLimiter {
@@ -145,6 +149,7 @@ impl AdaptiveLimiter {
             state: Mutex::new(State {
                 limit: initial,
                 in_flight: 0,
+                capacity: initial as usize,
                 generation: 0,
                 slow_start: true,
                 floor: None,
@@ -152,7 +157,7 @@ impl AdaptiveLimiter {
                 peak_limit: initial as usize,
                 cuts: 0,
             }),
-            room: Notify::new(),
+            slots: Arc::new(Semaphore::new(initial as usize)),
         })
     }
 
@@ -181,38 +186,34 @@ impl AdaptiveLimiter {
         }
     }
 
+    fn permit(self: &Arc<Self>, slot: OwnedSemaphorePermit) -> Permit {
+        let mut s = self.lock();
+        s.in_flight += 1;
+        Permit {
+            limiter: self.clone(),
+            generation: s.generation,
+            slot: Some(slot),
+        }
+    }
+
     /// A permit, if a request may start now.
     pub fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
-        let mut s = self.lock();
-        if s.in_flight < s.limit as usize {
-            s.in_flight += 1;
-            Some(Permit {
-                limiter: self.clone(),
-                generation: s.generation,
-                done: false,
-            })
-        } else {
-            None
-        }
+        let slot = self.slots.clone().try_acquire_owned().ok()?;
+        Some(self.permit(slot))
     }
 
     /// Waits until a request may start.
     pub async fn acquire(self: &Arc<Self>) -> Permit {
-        loop {
-            // Register interest before checking, so a release between the check and the wait
-            // is not missed.
-            let room = self.room.notified();
-            if let Some(permit) = self.try_acquire() {
-                return permit;
-            }
-            room.await;
+        match self.slots.clone().acquire_owned().await {
+            Ok(slot) => self.permit(slot),
+            // The semaphore is never closed; if it were, waiting longer could not help.
+            Err(_) => std::future::pending().await,
         }
     }
 
-    fn release(&self, generation: u64, signal: Signal) {
+    fn release(&self, slot: OwnedSemaphorePermit, generation: u64, signal: Signal) {
         let mut s = self.lock();
         s.in_flight = s.in_flight.saturating_sub(1);
-        let before = s.limit;
         // Evidence from requests sent before the last cut describes the old limit: a burst of
         // throttles from one window must cost one cut, not one per request.
         let current = generation == s.generation;
@@ -239,13 +240,18 @@ impl AdaptiveLimiter {
             Signal::Ignored => {}
         }
         s.peak_limit = s.peak_limit.max(s.limit as usize);
-        let grew = s.limit as usize > before as usize;
-        drop(s);
-        // A freed slot wakes one waiter; a grown limit may admit several.
-        if grew {
-            self.room.notify_waiters();
+        let target = s.limit as usize;
+        if s.capacity > target {
+            // Shrinking: this slot goes away instead of going back.
+            slot.forget();
+            s.capacity -= 1;
+        } else {
+            if s.capacity < target {
+                self.slots.add_permits(target - s.capacity);
+                s.capacity = target;
+            }
+            drop(slot);
         }
-        self.room.notify_one();
     }
 
     fn cut(&self, s: &mut State, factor: f64) {
@@ -262,20 +268,21 @@ impl AdaptiveLimiter {
 pub struct Permit {
     limiter: Arc<AdaptiveLimiter>,
     generation: u64,
-    done: bool,
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Permit {
     pub fn finish(mut self, signal: Signal) {
-        self.done = true;
-        self.limiter.release(self.generation, signal);
+        if let Some(slot) = self.slot.take() {
+            self.limiter.release(slot, self.generation, signal);
+        }
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        if !self.done {
-            self.limiter.release(self.generation, Signal::Ignored);
+        if let Some(slot) = self.slot.take() {
+            self.limiter.release(slot, self.generation, Signal::Ignored);
         }
     }
 }

@@ -25,6 +25,20 @@ use crate::s3::url::S3Url;
 /// Parts of one multipart upload sent at once.
 const PARTS_AT_ONCE: usize = 4;
 
+/// A body that sends nothing for this long has stalled: the SDK's timeouts end at the response
+/// headers, so without this a stalled download would hang until Ctrl-C.
+pub const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The next chunk of a body, or a timeout error when it stalls.
+async fn next_chunk(body: &mut ByteStream, op: &str, url: &S3Url) -> Result<Option<Bytes>, AwsError> {
+    match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.next()).await {
+        Err(_) => Err(AwsError::new(ErrorKind::Timeout, op, format!("{url}: the body stalled for {BODY_IDLE_TIMEOUT:?}"))),
+        Ok(None) => Ok(None),
+        Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
+        Ok(Some(Err(e))) => Err(AwsError::new(ErrorKind::Network, op, format!("{url}: {e}"))),
+    }
+}
+
 fn local_error(op: &str, path: &Path, err: impl std::fmt::Display) -> AwsError {
     AwsError::new(ErrorKind::Local, op, format!("{}: {err}", path.display()))
 }
@@ -228,11 +242,14 @@ pub async fn download_object(client: aws_sdk_s3::Client, url: S3Url, dest: PathB
     let etag = out.e_tag().map(str::to_string);
     let partial = partial_path(&dest);
     let written = async {
+        use tokio::io::AsyncWriteExt;
         let mut file = tokio::fs::File::create(&partial).await.map_err(|e| local_error(op, &partial, e))?;
-        let mut body = out.body.into_async_read();
-        let size = tokio::io::copy(&mut body, &mut file)
-            .await
-            .map_err(|e| AwsError::new(ErrorKind::Network, op, format!("{url}: {e}")))?;
+        let mut body = out.body;
+        let mut size = 0u64;
+        while let Some(chunk) = next_chunk(&mut body, op, &url).await? {
+            size += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(|e| local_error(op, &partial, e))?;
+        }
         file.sync_all().await.map_err(|e| local_error(op, &partial, e))?;
         if overwrite {
             tokio::fs::rename(&partial, &dest).await.map_err(|e| local_error(op, &dest, e))?;
@@ -264,12 +281,12 @@ pub async fn read_object(client: aws_sdk_s3::Client, url: S3Url) -> Result<(Byte
         .await
         .map_err(|e| AwsError::from_sdk(op, e))?;
     let content_type = out.content_type().map(str::to_string);
-    let body = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| AwsError::new(ErrorKind::Network, op, format!("{url}: {e}")))?;
-    Ok((body.into_bytes(), content_type))
+    let mut body = out.body;
+    let mut data = bytes::BytesMut::new();
+    while let Some(chunk) = next_chunk(&mut body, op, &url).await? {
+        data.extend_from_slice(&chunk);
+    }
+    Ok((data.freeze(), content_type))
 }
 
 /// Copies an object within S3 (server side, up to 5 GiB).

@@ -5,7 +5,7 @@
 //!
 //! Configuration: `$env.NUAWS_ENGINE = {min_concurrency: 1, max_concurrency: 64,
 //! initial_concurrency: 8, dedup_window: 2sec, fail_fast: false, ordered: false, max_attempts: 10,
-//! progress: true}`; any field may be left out, and a flag of the call wins over it.
+//! attempt_timeout: 0sec (none), progress: true}`; any field may be left out, and a flag of the call wins over it.
 //!
 //! Not here: the requests (each command builds its own) or the engine's policy (`aws-core`).
 
@@ -58,6 +58,12 @@ pub fn engine_flags(signature: Signature) -> Signature {
             "Attempts per item when the service throttles or fails transiently (default 10).",
             None,
         )
+        .named(
+            "attempt-timeout",
+            SyntaxShape::Duration,
+            "Give up on one attempt of an item after this long, body included, and retry it (default: none).",
+            None,
+        )
         .switch("fail-fast", "Stop at the first failure and cancel what is in flight.", None)
         .switch("ordered", "Give results in input order (default: as they complete).", None)
 }
@@ -99,6 +105,7 @@ pub fn engine_settings(engine_state: &EngineState, stack: &mut Stack, call: &Cal
                 "initial_concurrency" => settings.limits.initial = positive(value.as_int()?, span, name)?,
                 "dedup_window" => settings.dedup_window = duration(value.as_duration()?, span, name)?,
                 "max_attempts" => settings.job.max_attempts = positive(value.as_int()?, span, name)? as u32,
+                "attempt_timeout" => settings.job.attempt_timeout = Some(duration(value.as_duration()?, span, name)?).filter(|d| !d.is_zero()),
                 "fail_fast" => {
                     settings.job.mode = if value.as_bool()? { FailureMode::FailFast } else { FailureMode::Resilient }
                 }
@@ -108,7 +115,7 @@ pub fn engine_settings(engine_state: &EngineState, stack: &mut Stack, call: &Cal
                     return Err(config_error(
                         format!("$env.NUAWS_ENGINE has no setting `{other}`"),
                         span,
-                        "Known settings: min_concurrency, max_concurrency, initial_concurrency, dedup_window, max_attempts, fail_fast, ordered, progress.",
+                        "Known settings: min_concurrency, max_concurrency, initial_concurrency, dedup_window, max_attempts, attempt_timeout, fail_fast, ordered, progress.",
                     ));
                 }
             }
@@ -139,6 +146,9 @@ pub fn engine_settings(engine_state: &EngineState, stack: &mut Stack, call: &Cal
             span,
             "Raise --max-concurrency or lower --min-concurrency (or their $env.NUAWS_ENGINE defaults).",
         ));
+    }
+    if let Some(limit) = call.get_flag::<Spanned<i64>>(engine_state, stack, "attempt-timeout")? {
+        settings.job.attempt_timeout = Some(duration(limit.item, limit.span, "--attempt-timeout")?).filter(|d| !d.is_zero());
     }
     if let Some(window) = call.get_flag::<Spanned<i64>>(engine_state, stack, "dedup-window")? {
         settings.dedup_window = duration(window.item, window.span, "--dedup-window")?;
