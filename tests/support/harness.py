@@ -23,6 +23,9 @@ Subcommands (each prints JSON on stdout; diagnostics go to stderr):
     list-s3         list a bucket with boto3 (reference listing)
     seed-ec2        launch N tagged instances, every 10th one stopped
     list-ec2        list all instances with boto3 (reference listing)
+    seed-enrich     instances sharing few VPCs, subnets, security groups and AMIs
+    seed-tags       instances, volumes, snapshots, groups, VPCs and buckets tagged
+                    Application=web|billing
     seed-examples   the bucket and resources the examples of nuaws's commands use
     make-user       an IAM user with a key and no permissions (access-denied tests)
     count-requests  count lines of a `serve --log-requests` log
@@ -626,6 +629,151 @@ def cmd_list_ec2(args: argparse.Namespace) -> int:
     return 0
 
 
+def _first_amazon_amis(ec2: Any, n: int) -> list[str]:
+    images = sorted(img["ImageId"] for img in ec2.describe_images(Owners=["amazon"])["Images"])
+    if len(images) < n:
+        raise SystemExit(f"moto returned {len(images)} Amazon-owned AMIs, {n} needed")
+    return images[:n]
+
+
+def cmd_seed_enrich(args: argparse.Namespace) -> int:
+    """Instances sharing few resources, for `aws ec2 enrich`: 2 VPCs with 2 subnets each, 5
+    security groups (3 in the first VPC, 2 in the second), 2 AMIs. Instance i is in VPC i % 2,
+    subnet (i // 2) % 2 of it, the two groups number i and i + 1 (mod the VPC's groups), and
+    runs AMI (i // 3) % 2. Instances of one configuration are launched in one call."""
+    started = time.monotonic()
+    ec2 = _client("ec2", args.endpoint, args.region)
+    amis = _first_amazon_amis(ec2, 2)
+    vpcs, subnets, groups = [], [], []
+    for v, groups_in_vpc in enumerate((3, 2)):
+        vpc = ec2.create_vpc(CidrBlock=f"10.{v + 1}.0.0/16")["Vpc"]["VpcId"]
+        vpcs.append(vpc)
+        subnets.append(
+            [
+                ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.{v + 1}.{s}.0/24")["Subnet"]["SubnetId"]
+                for s in range(2)
+            ]
+        )
+        groups.append(
+            [
+                ec2.create_security_group(
+                    GroupName=f"enrich-{v}-{g}", Description=f"group {g} of vpc {v}", VpcId=vpc
+                )["GroupId"]
+                for g in range(groups_in_vpc)
+            ]
+        )
+
+    def config(i: int) -> tuple[int, str, tuple[str, ...], str]:
+        v = i % 2
+        own = groups[v]
+        return (v, subnets[v][(i // 2) % 2], (own[i % len(own)], own[(i + 1) % len(own)]), amis[(i // 3) % 2])
+
+    by_config: dict[tuple, list[int]] = {}
+    for i in range(args.instances):
+        by_config.setdefault(config(i), []).append(i)
+    instances: dict[str, dict] = {}
+    for (v, subnet, sgs, ami), indices in by_config.items():
+        resp = ec2.run_instances(
+            ImageId=ami,
+            InstanceType="t3.micro",
+            SubnetId=subnet,
+            SecurityGroupIds=list(sgs),
+            MinCount=len(indices),
+            MaxCount=len(indices),
+        )
+        for i, inst in zip(indices, resp["Instances"]):
+            instances[inst["InstanceId"]] = {
+                "vpc": vpcs[v],
+                "subnet": subnet,
+                "security_groups": list(sgs),
+                "image": ami,
+            }
+    _emit(
+        {
+            "instances": instances,
+            "vpcs": vpcs,
+            "subnets": [s for pair in subnets for s in pair],
+            "security_groups": [g for own in groups for g in own],
+            "images": amis,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+    )
+    return 0
+
+
+def cmd_seed_tags(args: argparse.Namespace) -> int:
+    """Resources tagged `Application` = web or billing (and some that are not), for `aws tags
+    correlate`: in the region, instances, volumes, a snapshot, a security group and a VPC; with
+    --buckets, buckets too (in the region). Prints what carries `Application`, as the rows
+    `aws tags correlate Application` should give (unsorted): value, type, id, name, region."""
+    ec2 = _client("ec2", args.endpoint, args.region)
+    s3 = _client("s3", args.endpoint, args.region)
+    ami = _first_amazon_ami(ec2)
+    prefix = args.region
+    expected: list[dict] = []
+
+    def tag(resource_id: str, kind: str, tags: dict[str, str]) -> None:
+        ec2.create_tags(Resources=[resource_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+        if "Application" in tags:
+            expected.append(
+                {
+                    "value": tags["Application"],
+                    "type": kind,
+                    "id": resource_id,
+                    "name": tags.get("Name"),
+                    "region": args.region,
+                }
+            )
+
+    instances = [
+        i["InstanceId"]
+        for i in ec2.run_instances(ImageId=ami, InstanceType="t3.micro", MinCount=4, MaxCount=4)["Instances"]
+    ]
+    tag(instances[0], "instance", {"Application": "web", "Name": f"{prefix}-web-1"})
+    tag(instances[1], "instance", {"Application": "web"})
+    tag(instances[2], "instance", {"Application": "billing", "Name": f"{prefix}-billing-1"})
+    # A near miss: another key with the same value.
+    tag(instances[3], "instance", {"App": "web", "Name": f"{prefix}-other"})
+    zone = f"{args.region}a"
+    web_volume = ec2.create_volume(AvailabilityZone=zone, Size=8)["VolumeId"]
+    tag(web_volume, "volume", {"Application": "web", "Name": f"{prefix}-web-data"})
+    billing_volume = ec2.create_volume(AvailabilityZone=zone, Size=8)["VolumeId"]
+    tag(billing_volume, "volume", {"Application": "billing"})
+    ec2.create_volume(AvailabilityZone=zone, Size=8)  # untagged
+    snapshot = ec2.create_snapshot(VolumeId=web_volume, Description="web backup")["SnapshotId"]
+    tag(snapshot, "snapshot", {"Application": "web", "Name": f"{prefix}-web-backup"})
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    tag(vpc, "vpc", {"Application": "web", "Name": f"{prefix}-web-vpc"})
+    group = ec2.create_security_group(GroupName="billing-sg", Description="billing", VpcId=vpc)["GroupId"]
+    tag(group, "security-group", {"Application": "billing"})
+
+    if args.buckets:
+        buckets = {
+            f"{prefix}-web-assets": {"Application": "web", "Name": "web assets"},
+            f"{prefix}-billing-reports": {"Application": "billing"},
+            f"{prefix}-team-bucket": {"Team": "core"},
+            f"{prefix}-untagged": {},
+        }
+        for name, tags in buckets.items():
+            _create_bucket(s3, name, args.region)
+            if tags:
+                s3.put_bucket_tagging(
+                    Bucket=name, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]}
+                )
+            if "Application" in tags:
+                expected.append(
+                    {
+                        "value": tags["Application"],
+                        "type": "bucket",
+                        "id": name,
+                        "name": tags.get("Name"),
+                        "region": args.region,
+                    }
+                )
+    _emit(expected)
+    return 0
+
+
 # --------------------------------------------------------------------------
 # Request log and reset
 # --------------------------------------------------------------------------
@@ -770,6 +918,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("list-ec2", help="reference listing of all instances")
     with_endpoint(sp)
     sp.set_defaults(func=cmd_list_ec2)
+
+    sp = sub.add_parser("seed-enrich", help="instances sharing few VPCs, subnets, groups and AMIs")
+    with_endpoint(sp)
+    sp.add_argument("--instances", type=int, default=100)
+    sp.set_defaults(func=cmd_seed_enrich)
+
+    sp = sub.add_parser("seed-tags", help="resources tagged Application=web|billing")
+    with_endpoint(sp)
+    sp.add_argument("--buckets", action="store_true", help="also create tagged buckets")
+    sp.set_defaults(func=cmd_seed_tags)
 
     sp = sub.add_parser("count-requests", help="count requests in a serve log")
     sp.add_argument("--log", required=True, help="file given to serve --log-requests")

@@ -11,10 +11,13 @@
 //!   of identical requests, bulk jobs with retries, backpressure and fail-fast or resilient modes.
 //! - [`pagination`]: [`pagination::PageStream`], a paginated listing fed through a bounded channel
 //!   that prefetches at most one page ahead of its consumer.
+//! - [`fanout`]: several reads at once: a bound on requests in flight, and listings of many
+//!   regions merged into one stream as their pages arrive.
 //! - [`error`]: [`error::AwsError`], SDK failures classified into what a user can act on.
 //! - [`row`]: [`row::Row`], the plain tabular shape every listing produces; the shell side turns
 //!   it into its own values.
 //! - [`s3`] and [`ec2`]: the operations themselves.
+//! - [`tags`]: resources of EC2 and S3 correlated by one tag key, as one table.
 //! - [`cache`]: storage of listing results, in memory and on disk (LMDB), with expiry.
 //!
 //! Not here: anything about Nushell values, spans, signals or commands (that is `nu-cmd-aws`).
@@ -23,12 +26,14 @@ pub mod cache;
 pub mod ec2;
 pub mod engine;
 pub mod error;
+pub mod fanout;
 pub mod identity;
 pub mod pagination;
 pub mod row;
 pub mod runtime;
 pub mod s3;
 pub mod session;
+pub mod tags;
 
 pub use error::{AwsError, ErrorKind};
 pub use pagination::{Next, PageStream};

@@ -106,6 +106,25 @@ impl<T: Send + 'static> PageStream<T> {
         }
     }
 
+    /// The rest of the current page, else the next page as it arrives, for an async consumer
+    /// (several listings merged, see [`crate::fanout`]); `None` once the listing is complete.
+    /// An error ends the listing. Cancel-safe: a page is only taken from the channel when it is
+    /// returned.
+    pub async fn next_page(&mut self) -> Option<Result<Vec<T>, AwsError>> {
+        let rest: Vec<T> = self.current.by_ref().collect();
+        if !rest.is_empty() {
+            return Some(Ok(rest));
+        }
+        if self.finished {
+            return None;
+        }
+        let received = self.rx.recv().await;
+        if !matches!(received, Some(Ok(_))) {
+            self.finished = true;
+        }
+        received
+    }
+
     /// Stops the background fetch now (also done on drop).
     pub fn cancel(&mut self) {
         self.task.abort();
@@ -176,6 +195,23 @@ mod tests {
         drop(stream);
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(requests.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn pages_can_be_awaited_after_items_were_taken() {
+        let requests = Arc::new(AtomicUsize::new(0));
+        let mut stream = counted_listing(3, 4, requests);
+        assert!(matches!(stream.next_timeout(Duration::from_secs(5)), Next::Item(0)));
+        let pages = runtime().block_on(async {
+            let mut pages = Vec::new();
+            while let Some(page) = stream.next_page().await {
+                pages.push(page.unwrap());
+            }
+            pages
+        });
+        // The rest of the first page, then the two others whole.
+        assert_eq!(pages, [vec![1, 2, 3], vec![4, 5, 6, 7], vec![8, 9, 10, 11]]);
+        assert!(matches!(stream.next_timeout(Duration::from_secs(5)), Next::End));
     }
 
     #[test]

@@ -190,14 +190,8 @@ impl Session {
     /// path-style addressing, since `bucket.localhost` rarely resolves.
     pub fn s3(&self) -> &aws_sdk_s3::Client {
         self.s3.get_or_init(|| {
-            let mut builder = aws_sdk_s3::config::Builder::from(&self.config);
-            if self.config.region().is_none() {
-                builder = builder.region(Region::from_static("us-east-1"));
-            }
-            if self.config.endpoint_url().is_some() {
-                builder = builder.force_path_style(true);
-            }
-            aws_sdk_s3::Client::from_conf(builder.build())
+            let region = self.config.region().is_none().then(|| Region::from_static("us-east-1"));
+            self.s3_client(region)
         })
     }
 
@@ -211,6 +205,28 @@ impl Session {
 
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// An S3 client of these credentials for requests a bucket of `region` must receive
+    /// (GetBucketTagging of a bucket elsewhere is refused with a redirect). The session's own
+    /// client when the region is the session's; else a new client, which the caller keeps for
+    /// the buckets of that region.
+    pub fn s3_in_region(&self, region: &str) -> aws_sdk_s3::Client {
+        if self.region() == Some(region) {
+            return self.s3().clone();
+        }
+        self.s3_client(Some(Region::new(region.to_string())))
+    }
+
+    fn s3_client(&self, region: Option<Region>) -> aws_sdk_s3::Client {
+        let mut builder = aws_sdk_s3::config::Builder::from(&self.config);
+        if let Some(region) = region {
+            builder = builder.region(region);
+        }
+        if self.config.endpoint_url().is_some() {
+            builder = builder.force_path_style(true);
+        }
+        aws_sdk_s3::Client::from_conf(builder.build())
     }
 
     /// The EC2 client; EC2 is regional, so this needs a region.

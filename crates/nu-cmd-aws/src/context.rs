@@ -274,6 +274,24 @@ impl CallSession {
         })
     }
 
+    /// This call moved to `region`: same profile, endpoint and environment, so the same
+    /// session (and cache entries) as `--region <region>`. For reads spread over regions.
+    pub fn in_region(&self, region: &str) -> Result<Self, AwsError> {
+        let spec = self.session.spec.clone().with_region(Some(region.to_string()));
+        let session = self.ctx.sessions.get(&spec, &self.interrupt())?;
+        Ok(Self {
+            session,
+            spans: self.spans,
+            signals: self.signals.clone(),
+            ctx: self.ctx.clone(),
+            cache: self.cache.clone(),
+            freshness: self.freshness,
+            policy: self.policy.clone(),
+            command: self.command.clone(),
+            quiet: self.quiet,
+        })
+    }
+
     /// The key of a request made in this session, or `None` when it is not cached (not
     /// cacheable, bypassed, or the identity cannot be resolved: then the request itself will say
     /// what is wrong, and a cache problem never fails a command).

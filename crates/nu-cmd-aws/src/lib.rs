@@ -1,12 +1,12 @@
 //! `nu-cmd-aws`: the AWS commands of nuaws as native Nushell commands, built on `aws-core`.
 //!
-//! One command per file, grouped by domain (`s3/`, `ec2/`, `cache/`), as in nushell's
+//! One command per file, grouped by domain (`s3/`, `ec2/`, `tags/`, `cache/`), as in nushell's
 //! `nu-command`. The shared pieces are [`context`] (the process-wide [`AwsContext`]: sessions and
 //! the cache; how a command finds its profile, region and endpoint and reads through the cache),
 //! [`complete`] (Tab completion of names and ids), [`values`] (rows to Nushell values), [`stream`]
 //! (paginated listings as interruptible `ListStream`s), [`engine`] (the flags and result streams of
-//! bulk commands on the request engine, and `aws engine`) and [`errors`] (AWS failures as Nushell
-//! errors that point at the offending argument).
+//! bulk commands on the request engine, and `aws engine`), [`regions`] (reads spread over several
+//! regions) and [`errors`] (AWS failures as Nushell errors that point at the offending argument).
 //!
 //! Not here: talking to AWS (that is `aws-core`) or booting the shell (that is the `nuaws` binary).
 
@@ -17,8 +17,10 @@ pub mod ec2;
 pub mod engine;
 pub mod errors;
 mod external;
+pub mod regions;
 pub mod s3;
 pub mod stream;
+pub mod tags;
 pub mod values;
 
 mod aws_;
@@ -47,6 +49,7 @@ pub fn add_aws_context_with(mut engine_state: EngineState, ctx: Arc<AwsContext>)
         s3::add_commands(&mut working_set, &ctx);
         ec2::add_commands(&mut working_set, &ctx);
         cache::add_commands(&mut working_set, &ctx);
+        tags::add_commands(&mut working_set, &ctx);
         working_set.render()
     };
     if let Err(err) = engine_state.merge_delta(delta) {

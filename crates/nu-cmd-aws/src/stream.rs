@@ -1,15 +1,17 @@
 //! Paginated listings as Nushell streams: [`RowStream`] turns an `aws-core` [`RowFeed`] (a
 //! listing replayed from the cache or fetched page by page) into an iterator of values for a
-//! `ListStream`. It waits for pages in short slices so Ctrl-C ends it promptly even while a
-//! request is in flight (the `ListStream` itself only checks between items), and dropping it
-//! (`first 5`) aborts the fetch.
+//! `ListStream`, and [`RegionRows`] does the same for the listings of several regions merged
+//! as their pages arrive. Both wait for pages in short slices so Ctrl-C ends them promptly even
+//! while a request is in flight (the `ListStream` itself only checks between items), and
+//! dropping them (`first 5`) aborts the fetches.
 
 use std::time::Duration;
 
 use aws_core::cache::RowFeed;
+use aws_core::fanout::{Merged, MergedNext, in_region};
 use aws_core::pagination::Next;
 use aws_core::error::AwsError;
-use aws_core::row::Row;
+use aws_core::row::{Field, Row};
 use nu_protocol::{ListStream, PipelineData, ShellError, Signals, Span, Value};
 
 use crate::errors::{ErrorSpans, to_shell_error};
@@ -107,6 +109,91 @@ impl Iterator for RowStream {
                     return None;
                 }
                 Next::Pending => {}
+            }
+        }
+    }
+}
+
+/// Every row of a listing, for a command that needs it whole before it can go on (the regions
+/// to read, the buckets to look at). Ctrl-C abandons it with an `Interrupted` error.
+pub fn collect_rows(mut feed: RowFeed, signals: &Signals) -> Result<Vec<Row>, AwsError> {
+    let mut rows = Vec::new();
+    loop {
+        match feed.next_timeout(POLL) {
+            Next::Item(row) => rows.push(row),
+            Next::End => return Ok(rows),
+            Next::Error(err) => return Err(err),
+            Next::Pending if signals.interrupted() => {
+                feed.cancel();
+                return Err(AwsError::interrupted("listing"));
+            }
+            Next::Pending => {}
+        }
+    }
+}
+
+/// The listings of several regions as one stream: rows in the order they arrive from any
+/// region, each with a `region` column; a region that fails is one error row naming it, and
+/// the other regions go on. Unlike [`RowStream`], it does not wait for a first row: a failure
+/// is never the whole command's, and the first region to answer should not wait for the others.
+pub struct RegionRows {
+    merged: Merged<Row>,
+    /// Per listing of `merged`: its region, and where its errors point.
+    regions: Vec<(String, ErrorSpans)>,
+    span: Span,
+    signals: Signals,
+}
+
+impl RegionRows {
+    pub fn new(merged: Merged<Row>, regions: Vec<(String, ErrorSpans)>, span: Span, signals: Signals) -> Self {
+        Self {
+            merged,
+            regions,
+            span,
+            signals,
+        }
+    }
+
+    pub fn into_pipeline_data(self) -> PipelineData {
+        let (span, signals) = (self.span, self.signals.clone());
+        PipelineData::list_stream(ListStream::new(self, span, signals), None)
+    }
+}
+
+/// `row` with a `region` column (replacing one it had).
+pub fn with_region(mut row: Row, region: &str) -> Row {
+    let cell = Field::Text(region.to_string());
+    match row.columns.iter_mut().find(|(name, _)| *name == "region") {
+        Some((_, field)) => *field = cell,
+        None => row.columns.push(("region", cell)),
+    }
+    row
+}
+
+impl Iterator for RegionRows {
+    type Item = Value;
+
+    fn next(&mut self) -> Option<Value> {
+        loop {
+            match self.merged.next_timeout(POLL) {
+                MergedNext::Item { source, item } => {
+                    let region = self.regions.get(source).map_or("", |(r, _)| r.as_str());
+                    return Some(row_to_value(with_region(item, region), self.span));
+                }
+                MergedNext::Failed { source, error } => {
+                    let (region, spans) = match self.regions.get(source) {
+                        Some((region, spans)) => (region.as_str(), *spans),
+                        None => ("", ErrorSpans::at(self.span)),
+                    };
+                    let error = to_shell_error(in_region(error, region), &spans);
+                    return Some(Value::error(error, self.span));
+                }
+                MergedNext::End => return None,
+                MergedNext::Pending if self.signals.interrupted() => {
+                    self.merged.cancel();
+                    return None;
+                }
+                MergedNext::Pending => {}
             }
         }
     }

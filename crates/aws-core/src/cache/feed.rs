@@ -129,6 +129,44 @@ impl RowFeed {
         }
     }
 
+    /// The next page, for an async consumer (several listings merged, see [`crate::fanout`]):
+    /// a replayed listing comes as one page; a network listing is recorded as with
+    /// [`RowFeed::next_timeout`] and stored once it ends (off the runtime's workers, since the
+    /// disk tier writes synchronously). `None` once the listing is complete.
+    pub async fn next_page(&mut self) -> Option<Result<Vec<Row>, AwsError>> {
+        match &mut self.inner {
+            Inner::Replay(rows) => {
+                let rest: Vec<Row> = rows.by_ref().collect();
+                (!rest.is_empty()).then_some(Ok(rest))
+            }
+            Inner::Live { pages, recording } => {
+                let next = pages.next_page().await;
+                match &next {
+                    Some(Ok(page)) => {
+                        if let Some(rec) = recording {
+                            if rec.rows.len() + page.len() <= MAX_RECORDED_ROWS {
+                                rec.rows.extend(page.iter().cloned());
+                            } else {
+                                *recording = None; // too big to keep: just stream
+                            }
+                        }
+                    }
+                    None => {
+                        if let Some(rec) = recording.take() {
+                            let stored = tokio::task::spawn_blocking(move || {
+                                rec.cache.store(rec.key, rec.rows, rec.ttl);
+                            });
+                            // A store that failed to run leaves the entry uncached, nothing worse.
+                            let _ = stored.await;
+                        }
+                    }
+                    Some(Err(_)) => *recording = None,
+                }
+                next
+            }
+        }
+    }
+
     /// Stops the listing; nothing partial is stored.
     pub fn cancel(&mut self) {
         if let Inner::Live { pages, recording } = &mut self.inner {
@@ -200,6 +238,35 @@ mod tests {
         assert!(matches!(feed.next_timeout(Duration::from_secs(5)), Next::Item(_)));
         feed.cancel();
         assert!(cache.lookup("k", "s3").is_none());
+    }
+
+    #[test]
+    fn a_listing_read_by_pages_is_stored_and_replays_as_one_page() {
+        let cache = Arc::new(Cache::builder().clock(Arc::new(MockClock::new())).build());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let ttl = Some(Duration::from_secs(60));
+        let start = || Ok(pages(3, requests.clone()));
+        let mut feed = RowFeed::cached(&cache, "k".into(), "s3", ttl, Freshness::Normal, start).unwrap();
+        let sizes = crate::runtime::runtime().block_on(async {
+            let mut sizes = Vec::new();
+            while let Some(page) = feed.next_page().await {
+                sizes.push(page.unwrap().len());
+            }
+            sizes
+        });
+        assert_eq!(sizes, [10, 10, 10]);
+        let start = || Ok(pages(3, requests.clone()));
+        let mut again = RowFeed::cached(&cache, "k".into(), "s3", ttl, Freshness::Normal, start).unwrap();
+        assert_eq!(again.source.tier, Tier::Memory);
+        let sizes = crate::runtime::runtime().block_on(async {
+            let mut sizes = Vec::new();
+            while let Some(page) = again.next_page().await {
+                sizes.push(page.unwrap().len());
+            }
+            sizes
+        });
+        assert_eq!(sizes, [30]);
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
     }
 
     #[test]

@@ -1,30 +1,37 @@
 //! EC2: listings of instances and the resources around them (security groups, VPCs, subnets,
-//! volumes, snapshots, images, regions) as streams of [`Row`]s, the start/stop/terminate actions
-//! on instances, and reading the offending id out of an EC2 error message.
+//! volumes, snapshots, images, regions) as streams of [`Row`]s, the resources instances refer to
+//! fetched in batches ([`describe_related`]), the resources carrying a tag key
+//! ([`tagged_resources`]), the start/stop/terminate actions on instances, and reading the
+//! offending id out of an EC2 error message.
 //!
 //! Not here: creating, modifying or deleting anything but an instance's run state, and anything
 //! secret (user data, passwords, key material) — no row ever carries it.
 
 mod actions;
+mod enrich;
 mod errors;
 mod fields;
 mod filters;
 mod instances;
 mod network;
 mod storage;
+mod tags;
 
 use std::sync::Arc;
 
 use aws_sdk_ec2::Client;
 
 use crate::error::AwsError;
+use crate::fanout::RequestLimit;
 use crate::pagination::{Page, PageStream};
 use crate::row::Row;
 use crate::session::Session;
 
 pub use actions::{StateChange, change_state};
+pub use enrich::{Related, RelatedIds, describe_related};
 pub use errors::offending_id;
 pub use filters::Filter;
+pub use tags::{TaggedResource, tagged_resources};
 
 /// Items per page where the API takes a page size (EC2's maximum).
 const PAGE_SIZE: i32 = 1000;
@@ -117,11 +124,26 @@ impl ListRequest {
 
 /// Streams the listing page by page (PageStream::spawn), each page turned into Rows.
 pub fn list(session: &Session, request: ListRequest) -> Result<PageStream<Row>, AwsError> {
+    list_limited(session, request, None)
+}
+
+/// [`list`], each page request holding a permit of `limit` (a listing run in many regions at
+/// once shares one limit).
+pub fn list_limited(
+    session: &Session,
+    request: ListRequest,
+    limit: Option<RequestLimit>,
+) -> Result<PageStream<Row>, AwsError> {
     let client = session.ec2()?.clone();
     let request = Arc::new(request);
     Ok(PageStream::spawn(move |token| {
-        let (client, request) = (client.clone(), request.clone());
-        async move { fetch_page(&client, &request, token).await }
+        let (client, request, limit) = (client.clone(), request.clone(), limit.clone());
+        async move {
+            match limit {
+                Some(limit) => limit.run(fetch_page(&client, &request, token)).await,
+                None => fetch_page(&client, &request, token).await,
+            }
+        }
     }))
 }
 

@@ -5,5 +5,5 @@ crate::external::group_command!(
     "aws ec2",
     ["ec2"],
     "Amazon EC2: instances and their resources as Nushell tables.",
-    "Native: instances, security-groups, vpcs, subnets, volumes, snapshots, images, regions, start, stop, terminate. Listings take ids as arguments and server-side filters as a record (--filter {instance-state-name: running}). Any other `aws ec2 ...` runs the installed AWS CLI with the same arguments."
+    "Native: instances, security-groups, vpcs, subnets, volumes, snapshots, images, regions, enrich, start, stop, terminate. Listings take ids as arguments and server-side filters as a record (--filter {instance-state-name: running}), and run in several regions at once with --regions [a b] or --all-regions. Any other `aws ec2 ...` runs the installed AWS CLI with the same arguments."
 );

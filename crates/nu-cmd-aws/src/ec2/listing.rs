@@ -1,14 +1,18 @@
 //! The shared implementation of the EC2 listing commands: ids as arguments, server-side filters
-//! as a record, results streamed page by page. Each command's file holds only its [`ListingSpec`].
+//! as a record, results streamed page by page; with `--regions` or `--all-regions`, the listing
+//! of each region at once, merged into one stream with a `region` column. Each command's file
+//! holds only its [`ListingSpec`].
 
 use std::sync::Arc;
 
 use aws_core::ec2::{self, Filter, ListRequest, Listing};
+use aws_core::fanout::{Merged, RequestLimit, Source};
 use nu_engine::command_prelude::*;
 
 use crate::context::{AwsContext, CallSession, cache_flags, session_flags};
 use crate::errors::{ErrorSpans, to_shell_error};
-use crate::stream::RowStream;
+use crate::regions::{RegionChoice, region_flags, region_names};
+use crate::stream::{RegionRows, RowStream};
 
 /// What distinguishes one listing command from another.
 pub struct ListingSpec {
@@ -59,6 +63,8 @@ impl Command for Ec2List {
         }
         if matches!(self.spec.listing, Listing::Regions) {
             sig = sig.switch("all", "Include regions that are not enabled for the account.", None);
+        } else {
+            sig = region_flags(sig);
         }
         sig
     }
@@ -112,6 +118,11 @@ impl Command for Ec2List {
         };
         let all_regions = matches!(self.spec.listing, Listing::Regions)
             && call.has_flag(engine_state, stack, "all")?;
+        let regions = if matches!(self.spec.listing, Listing::Regions) {
+            None
+        } else {
+            RegionChoice::from_call(engine_state, stack, call)?
+        };
         let cs = CallSession::resolve(&self.ctx, engine_state, stack, call)?;
         let request = ListRequest {
             listing: self.spec.listing,
@@ -121,6 +132,10 @@ impl Command for Ec2List {
             all_regions,
         };
         let params = cache_params(&request);
+        if let Some(choice) = regions {
+            let regions = region_names(&cs, &choice)?;
+            return Ok(list_in_regions(&cs, request, regions, call.head));
+        }
         let session = cs.session.clone();
         let feed = cs
             .feed("ec2", self.spec.listing.operation(), String::new(), params, || ec2::list(&session, request))
@@ -130,6 +145,31 @@ impl Command for Ec2List {
             .with_errors(move |err| ids.to_shell_error(err))
             .into_pipeline_data()
     }
+}
+
+/// The listing in each region at once (each through the cache as a `--region` listing is),
+/// merged as pages arrive, within one bound on the requests in flight.
+fn list_in_regions(
+    cs: &CallSession,
+    request: ListRequest,
+    regions: Vec<(String, ErrorSpans)>,
+    head: Span,
+) -> PipelineData {
+    let limit = RequestLimit::default();
+    let params = cache_params(&request);
+    let operation = request.listing.operation();
+    let sources = regions
+        .iter()
+        .map(|(region, _)| {
+            Source::from_result(cs.in_region(region).and_then(|regional| {
+                let (session, request, limit) = (regional.session.clone(), request.clone(), limit.clone());
+                regional.feed("ec2", operation, String::new(), params.clone(), || {
+                    ec2::list_limited(&session, request, Some(limit))
+                })
+            }))
+        })
+        .collect();
+    RegionRows::new(Merged::spawn(sources), regions, head, cs.signals.clone()).into_pipeline_data()
 }
 
 /// Re-points a "no such id" error at the argument that named the id.

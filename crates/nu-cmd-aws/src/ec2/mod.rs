@@ -1,8 +1,10 @@
 //! The `aws ec2` commands: listings of instances and the resources around them (one command per
-//! file, sharing [`listing`]), and the instance state changes start, stop and terminate (sharing
-//! [`state`]).
+//! file, sharing [`listing`]; any of them over several regions at once), `enrich` (instances with
+//! the records of what they refer to), and the instance state changes start, stop and terminate
+//! (sharing [`state`]).
 
 mod ec2_;
+mod enrich;
 mod images;
 mod instances;
 mod listing;
@@ -24,6 +26,7 @@ use nu_engine::command_prelude::*;
 use crate::context::AwsContext;
 
 pub use ec2_::Ec2;
+pub use enrich::Ec2Enrich;
 pub use listing::{Ec2List, ListingSpec};
 pub(crate) use listing::cache_params;
 pub use state::{Ec2StateChange, StateChangeSpec};
@@ -44,6 +47,7 @@ pub(crate) fn add_commands(working_set: &mut StateWorkingSet, ctx: &Arc<AwsConte
             spec,
         }));
     }
+    working_set.add_decl(Box::new(Ec2Enrich { ctx: ctx.clone() }));
     for spec in [&start::SPEC, &stop::SPEC, &terminate::SPEC] {
         working_set.add_decl(Box::new(Ec2StateChange {
             ctx: ctx.clone(),

@@ -1,0 +1,63 @@
+//! Bucket tags and bucket regions: GetBucketTagging, where a bucket without tags answers
+//! `NoSuchTagSet` (no tags, not a failure), and GetBucketLocation, for the buckets whose region
+//! ListBuckets did not report (older S3-compatible servers).
+//!
+//! Not here: object tags, or writing tags.
+
+use aws_sdk_s3::Client;
+
+use crate::error::AwsError;
+
+/// The tags of `bucket` as (key, value) pairs, in the order S3 gives them; empty without tags.
+/// `client` must be of the bucket's region.
+pub async fn bucket_tags(client: &Client, bucket: &str) -> Result<Vec<(String, String)>, AwsError> {
+    match client.get_bucket_tagging().bucket(bucket).send().await {
+        Ok(out) => Ok(out
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()),
+        Err(err) => {
+            let err = AwsError::from_sdk("S3 GetBucketTagging", err);
+            if err.code.as_deref() == Some("NoSuchTagSet") {
+                Ok(Vec::new())
+            } else {
+                Err(err)
+            }
+        }
+    }
+}
+
+/// The region `bucket` lives in, from GetBucketLocation (which any region answers).
+pub async fn bucket_region(client: &Client, bucket: &str) -> Result<String, AwsError> {
+    let out = client
+        .get_bucket_location()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("S3 GetBucketLocation", e))?;
+    Ok(location_region(out.location_constraint().map(|c| c.as_str())))
+}
+
+/// A location constraint as a region name: none (or empty) is us-east-1, and `EU` the legacy
+/// name of eu-west-1.
+fn location_region(constraint: Option<&str>) -> String {
+    match constraint {
+        None | Some("") => "us-east-1".to_string(),
+        Some("EU") => "eu-west-1".to_string(),
+        Some(region) => region.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_constraints_name_regions() {
+        assert_eq!(location_region(None), "us-east-1");
+        assert_eq!(location_region(Some("")), "us-east-1");
+        assert_eq!(location_region(Some("EU")), "eu-west-1");
+        assert_eq!(location_region(Some("ap-south-2")), "ap-south-2");
+    }
+}
