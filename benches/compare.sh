@@ -19,8 +19,13 @@ while [[ $# -gt 0 ]]; do
     esac
     shift
 done
-[[ $profile == debug ]] && cargo build --locked --bin nuaws >&2
+if [[ $profile == debug ]]; then
+    cargo build --locked -p nuaws --bin nuaws -p nuaws-test-servers --bin nuaws-test-server >&2
+else
+    cargo build --locked --profile release -p nuaws-test-servers --bin nuaws-test-server >&2
+fi
 nuaws="$target/$profile/nuaws"
+test_server="$target/$profile/nuaws-test-server"
 aws_cli="${AWS_CLI:-/usr/bin/aws}"
 for tool in hyperfine "$aws_cli" "$nuaws"; do
     command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 2; }
@@ -30,7 +35,8 @@ done
 
 py="$(bash tests/support/setup-venv.sh | tail -n1)"
 work="$(mktemp -d)"
-trap 'kill "$moto_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "$moto_pid" "$proxy_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+proxy_pid=
 "$py" tests/support/harness.py serve --port-file "$work/port" </dev/null >/dev/null 2>&1 &
 moto_pid=$!
 for _ in $(seq 600); do [[ -s "$work/port" ]] && break; sleep 0.05; done
@@ -42,6 +48,14 @@ export AWS_ENDPOINT_URL="$endpoint" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KE
 echo "seeding $endpoint: 10,000 objects, 500 instances..." >&2
 "$py" tests/support/harness.py seed-s3 --endpoint "$endpoint" --bucket bench-10k --objects 10000 >/dev/null
 "$py" tests/support/harness.py seed-ec2 --endpoint "$endpoint" --instances 500 >/dev/null
+
+# The fault proxy adds 20 ms to every request, as a far-away region would.
+sleep 100000 | "$test_server" proxy --upstream "$endpoint" --latency-ms 20 --port-file "$work/proxy" >/dev/null &
+proxy_pid=$!
+for _ in $(seq 600); do [[ -s "$work/proxy" ]] && break; sleep 0.05; done
+proxy="http://127.0.0.1:$(cat "$work/proxy")"
+"$nuaws" -n -c 'aws s3 ls s3://bench-10k --recursive | first 1000 | get name | to text' > "$work/keys.txt"
+head -n 100 "$work/keys.txt" > "$work/keys100.txt"
 
 nu="$nuaws -n -c"
 cached="env NUAWS_CACHE=on NUAWS_CACHE_DIR=$work/cache $nuaws -n -c"
@@ -55,21 +69,45 @@ hyperfine --warmup 1 --runs "$runs" --style basic --export-json "$work/times.jso
     -n "aws-cli: describe 500 instances" "$nu '^$aws_cli --endpoint-url $endpoint ec2 describe-instances --output json | from json | get Reservations.Instances | flatten | length'" \
     -n "nuaws: describe 500 instances, warm disk cache" "$cached 'aws ec2 instances | length'" \
     -n "aws-cli: describe 500 instances, warm disk cache" "$aws_cli --endpoint-url $endpoint ec2 describe-instances --output json" \
+    -n "nuaws: the same read twice in one shell" "$cached 'aws ec2 instances | length; aws ec2 instances --refresh | length; aws ec2 instances | length'" \
+    -n "aws-cli: the same read twice in one shell" "$nu '0..2 | each { ^$aws_cli --endpoint-url $endpoint ec2 describe-instances --output json | from json | get Reservations.Instances | flatten | length }'" \
+    >&2
+# 1,000 heads through 20 ms of latency. The AWS CLI has no bulk head: a Nushell user runs one
+# process per key, 16 at a time with par-each; it is measured on 100 keys and scaled to 1,000
+# (its cost is per process, so it scales linearly).
+hyperfine --warmup 0 --runs 1 --style basic --export-json "$work/heads.json" \
+    -n "nuaws: 1,000 heads, 20 ms latency" "$nu 'open $work/keys.txt | lines | aws s3 head --endpoint-url $proxy | length'" \
+    -n "aws-cli: 100 heads, 20 ms latency" "$nu 'open $work/keys100.txt | lines | par-each --threads 16 {|u| let p = (\$u | parse \"s3://{b}/{k}\" | first); ^$aws_cli --endpoint-url $proxy s3api head-object --bucket \$p.b --key \$p.k --output json | from json } | length'" \
     >&2
 
 peak_rss() { /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -n1; }
 rss_nuaws=$(peak_rss $nuaws -n -c 'aws s3 ls s3://bench-10k --recursive | length')
 rss_cli=$(peak_rss "$aws_cli" --endpoint-url "$endpoint" s3api list-objects-v2 --bucket bench-10k --output json)
+rss_nuaws_ec2=$(peak_rss $nuaws -n -c 'aws ec2 instances | length')
+rss_cli_ec2=$(peak_rss "$aws_cli" --endpoint-url "$endpoint" ec2 describe-instances --output json)
+rss_nuaws_heads=$(peak_rss $nuaws -n -c "open $work/keys.txt | lines | aws s3 head --endpoint-url $proxy | length")
+rss_cli_heads=$(peak_rss "$aws_cli" --endpoint-url "$proxy" s3api head-object --bucket bench-10k --key "$(head -n1 "$work/keys.txt" | sed 's|s3://bench-10k/||')" --output json)
 
-"$py" - "$work/times.json" "$rss_nuaws" "$rss_cli" "$profile" <<'PY'
+"$py" - "$work/times.json" "$work/heads.json" "$profile" "$rss_nuaws" "$rss_cli" "$rss_nuaws_ec2" "$rss_cli_ec2" "$rss_nuaws_heads" "$rss_cli_heads" <<'PY'
 import json, sys
 results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
-rss_nuaws, rss_cli, profile = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+results.update({r["command"]: r for r in json.load(open(sys.argv[2]))["results"]})
+profile = sys.argv[3]
+rss_nuaws, rss_cli, rss_nuaws_ec2, rss_cli_ec2, rss_nuaws_heads, rss_cli_heads = map(int, sys.argv[4:10])
 print(f"nuaws build: {profile}")
 print(f"{'work':<42}{'nuaws (median)':>16}{'aws-cli (median)':>18}{'aws-cli / nuaws':>17}")
 for work in ["start and exit", "list 10,000 objects", "describe 500 instances",
              "describe 500 instances, warm disk cache"]:
     ours, theirs = results[f"nuaws: {work}"]["median"], results[f"aws-cli: {work}"]["median"]
     print(f"{work:<42}{ours*1000:>13.0f} ms{theirs*1000:>15.0f} ms{theirs/ours:>16.1f}x")
-print(f"{'peak RSS, list 10,000':<42}{rss_nuaws/1024:>13.0f} MB{rss_cli/1024:>15.0f} MB{rss_cli/rss_nuaws:>16.1f}x")
+work = "the same read twice in one shell"
+ours, theirs = results[f"nuaws: {work}"]["median"], results[f"aws-cli: {work}"]["median"]
+print(f"{work + ' (x3)':<42}{ours*1000:>13.0f} ms{theirs*1000:>15.0f} ms{theirs/ours:>16.1f}x")
+ours = results["nuaws: 1,000 heads, 20 ms latency"]["median"]
+theirs = results["aws-cli: 100 heads, 20 ms latency"]["median"] * 10
+print(f"{'1,000 heads, 20 ms latency (cli: 100 x10)':<42}{ours*1000:>13.0f} ms{theirs*1000:>15.0f} ms{theirs/ours:>16.1f}x")
+for work, ours, theirs in [("peak RSS, list 10,000", rss_nuaws, rss_cli),
+                           ("peak RSS, describe 500", rss_nuaws_ec2, rss_cli_ec2),
+                           ("peak RSS, heads (cli: one process)", rss_nuaws_heads, rss_cli_heads)]:
+    print(f"{work:<42}{ours/1024:>13.0f} MB{theirs/1024:>15.0f} MB{theirs/ours:>16.1f}x")
 PY
