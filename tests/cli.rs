@@ -18,6 +18,8 @@ fn nuaws(moto: &Moto, script: &str) -> Output {
     std::fs::create_dir_all(&cwd).expect("cwd");
     // What the examples find on the local disk.
     std::fs::write(cwd.join("notes.txt"), "notes\n").expect("notes.txt");
+    std::fs::create_dir_all(cwd.join("site")).expect("site");
+    std::fs::write(cwd.join("site/index.html"), "<h1>hello</h1>\n").expect("site/index.html");
     Command::new(env!("CARGO_BIN_EXE_nuaws"))
         .current_dir(&cwd)
         .args(["--no-config-file", "--error-style", "plain", "-c", script])
@@ -326,8 +328,8 @@ fn unknown_subcommands_run_the_aws_cli() {
             .output()
             .unwrap()
     };
-    let out = run("aws s3 cp ./a s3://b/k --quiet");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "cli:s3 cp ./a s3://b/k --quiet");
+    let out = run("aws s3 sync ./a s3://b/k --quiet");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "cli:s3 sync ./a s3://b/k --quiet");
     let out = run("aws sts get-caller-identity --output json | str trim");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "cli:sts get-caller-identity --output json");
     let out = run("aws ec2 describe-instances --max-items 5");

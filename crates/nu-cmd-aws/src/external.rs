@@ -1,6 +1,6 @@
 //! The `aws`, `aws s3` and `aws ec2` group commands: with no arguments they show help listing
 //! the native subcommands; with arguments (a subcommand nuaws does not implement natively, such
-//! as `aws s3 cp` or `aws iam list-users`) they run the installed AWS CLI with the same
+//! as `aws s3 sync` or `aws iam list-users`) they run the installed AWS CLI with the same
 //! arguments, through Nushell's own `run-external`, so nothing is lost by switching shells.
 
 use nu_engine::{command_prelude::*, eval_call, get_full_help};

@@ -232,13 +232,7 @@ pub async fn download_object(client: aws_sdk_s3::Client, url: S3Url, dest: PathB
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(parent).await.map_err(|e| local_error(op, parent, e))?;
     }
-    let out = client
-        .get_object()
-        .bucket(&url.bucket)
-        .key(&url.key)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk(op, e))?;
+    let out = start_get(&client, &url).await?;
     let etag = out.e_tag().map(str::to_string);
     let partial = partial_path(&dest);
     let written = async {
@@ -270,16 +264,21 @@ pub async fn download_object(client: aws_sdk_s3::Client, url: S3Url, dest: PathB
     }
 }
 
-/// Reads a whole object into memory: its bytes and content type.
-pub async fn read_object(client: aws_sdk_s3::Client, url: S3Url) -> Result<(Bytes, Option<String>), AwsError> {
-    let op = "S3 GetObject";
-    let out = client
+/// A GetObject answered: headers in, body still to stream.
+async fn start_get(client: &aws_sdk_s3::Client, url: &S3Url) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, AwsError> {
+    client
         .get_object()
         .bucket(&url.bucket)
         .key(&url.key)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk(op, e))?;
+        .map_err(|e| AwsError::from_sdk("S3 GetObject", e))
+}
+
+/// Reads a whole object into memory: its bytes and content type.
+pub async fn read_object(client: aws_sdk_s3::Client, url: S3Url) -> Result<(Bytes, Option<String>), AwsError> {
+    let op = "S3 GetObject";
+    let out = start_get(&client, &url).await?;
     let content_type = out.content_type().map(str::to_string);
     let mut body = out.body;
     let mut data = bytes::BytesMut::new();

@@ -58,12 +58,12 @@ impl Command for S3Cp {
         vec![
             Example {
                 description: "Upload one file.",
-                example: "aws s3 cp report.json s3://my-bucket/reports/",
+                example: "aws s3 cp notes.txt s3://my-bucket/backup/",
                 result: None,
             },
             Example {
                 description: "Download everything below a prefix into a local directory.",
-                example: "aws s3 cp --recursive s3://my-bucket/logs/2024/ ./logs",
+                example: "aws s3 cp --recursive s3://my-bucket/logs/2026/ ./logs",
                 result: None,
             },
             Example {
@@ -224,6 +224,16 @@ fn as_prefix(key: &str) -> String {
     }
 }
 
+/// The key one object lands at: `key` itself, or, when it names a "directory" (empty or ending
+/// in `/`), the source's name inside it.
+fn destination_key(key: &str, name: &str) -> String {
+    if key.is_empty() || key.ends_with('/') {
+        format!("{key}{name}")
+    } else {
+        key.to_string()
+    }
+}
+
 fn file_name(key: &str) -> &str {
     key.rsplit('/').next().unwrap_or(key)
 }
@@ -249,12 +259,8 @@ fn uploads(path: PathBuf, to: S3Url, recursive: bool, source: &Spanned<String>) 
             })
         })));
     }
-    let key = if to.key.is_empty() || to.key.ends_with('/') {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        format!("{}{name}", to.key)
-    } else {
-        to.key.clone()
-    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let key = destination_key(&to.key, &name);
     Ok(Box::new(std::iter::once(Ok(Transfer::Upload { to: to.with_key(key), from: path }))))
 }
 
@@ -309,11 +315,7 @@ fn copies(
         if from.key.is_empty() || from.key.ends_with('/') {
             return Err(not_recursive(source, "prefix"));
         }
-        let key = if to.key.is_empty() || to.key.ends_with('/') {
-            format!("{}{}", to.key, file_name(&from.key))
-        } else {
-            to.key.clone()
-        };
+        let key = destination_key(&to.key, file_name(&from.key));
         return Ok(Box::new(std::iter::once(Ok(Transfer::Copy { to: to.with_key(key), from }))));
     }
     let (prefix, target) = (as_prefix(&from.key), as_prefix(&to.key));
@@ -410,5 +412,8 @@ mod tests {
         assert_eq!(as_prefix("a"), "a/");
         assert_eq!(as_prefix("a/"), "a/");
         assert_eq!(file_name("a/b/c.txt"), "c.txt");
+        assert_eq!(destination_key("up/", "f.txt"), "up/f.txt");
+        assert_eq!(destination_key("", "f.txt"), "f.txt");
+        assert_eq!(destination_key("up/g.txt", "f.txt"), "up/g.txt");
     }
 }

@@ -63,7 +63,7 @@ impl Command for S3Head {
             },
             Example {
                 description: "The objects that could not be headed, and why.",
-                example: "[s3://my-bucket/a.txt s3://my-bucket/missing.txt] | aws s3 head | where error != null | select name error",
+                example: "[s3://my-bucket/README.txt s3://my-bucket/missing.txt] | aws s3 head | where error != null | select name error",
                 result: None,
             },
         ]

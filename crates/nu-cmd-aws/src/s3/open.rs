@@ -68,7 +68,7 @@ impl Command for S3Open {
             },
             Example {
                 description: "Every JSON report under a prefix, read many at once, as one table.",
-                example: "aws s3 ls s3://my-bucket/reports/ -R | where name ends-with .json | aws s3 open | get content",
+                example: "aws s3 ls s3://my-bucket/data/ -R | where name ends-with .json | aws s3 open | get content",
                 result: None,
             },
             Example {
