@@ -410,3 +410,19 @@ fn fail_fast_stops_at_the_first_failure_and_leaves_no_request_running() {
     assert!(log.len() < FAULTS_OBJECTS / 4, "it stopped early: {} requests", log.len());
     assert_eq!(proxy.in_flight(), 0);
 }
+
+#[test]
+fn a_write_ends_the_reuse_of_just_finished_answers() {
+    let moto = Moto::shared();
+    empty_bucket(moto, "dedup-write");
+    // Within the 2 s window, in one shell: head, overwrite, head again.
+    let sizes = ok(
+        moto,
+        "'one' | aws s3 save s3://dedup-write/k.txt; \
+         let before = ([s3://dedup-write/k.txt] | aws s3 head | get 0.size | into int); \
+         'three' | aws s3 save --force s3://dedup-write/k.txt; \
+         let after = ([s3://dedup-write/k.txt] | aws s3 head | get 0.size | into int); \
+         $'($before) ($after)'",
+    );
+    assert_eq!(sizes, "3 5");
+}

@@ -382,6 +382,13 @@ impl CallSession {
         }
     }
 
+    /// Objects of `bucket` were (or are about to be) written or deleted: what the cache holds
+    /// about them is stale, and so are answers the engine keeps for its dedup window.
+    pub fn objects_written(&self, bucket: &str, keys: &[String]) {
+        self.cache.invalidate(&stale_after_object_writes(bucket, keys));
+        aws_core::engine::Engine::global().forget_finished();
+    }
+
     fn record(&self, key: Option<String>, tier: Tier, fetched_at: SystemTime) {
         if self.quiet {
             return;

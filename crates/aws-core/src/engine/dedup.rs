@@ -114,6 +114,16 @@ impl<T: Clone + Send + Sync, E: Clone + Send + Sync> Dedup<T, E> {
     }
 }
 
+impl<T: Clone + Send + Sync, E: Clone + Send + Sync> Dedup<T, E> {
+    /// Forgets every finished answer (requests in flight are left to finish): after a write, an
+    /// answer from before it must not be handed out as current.
+    pub fn forget_finished(&self) {
+        let mut slots = self.lock();
+        slots.by_key.retain(|_, slot| slot.finished.is_none());
+        slots.finished.clear();
+    }
+}
+
 /// Forgets answers older than the window (amortised: each finished key is looked at once).
 fn expire<V>(slots: &mut Slots<V>, now: Instant, window: Duration) {
     while let Some((at, _)) = slots.finished.front() {
@@ -183,10 +193,14 @@ mod tests {
             assert_eq!(dedup.run("a", window, ok).await, Ok(1));
             assert_eq!(calls.load(Ordering::SeqCst), 2, "refetched after the window");
 
+            dedup.forget_finished();
+            assert_eq!(dedup.run("a", window, ok).await, Ok(1));
+            assert_eq!(calls.load(Ordering::SeqCst), 3, "refetched after a write forgot it");
+
             let fail = || counting_fetch(&calls, Duration::ZERO, Err("throttled".into()));
             assert!(dedup.run("b", window, fail).await.is_err());
             assert!(dedup.run("b", window, fail).await.is_err());
-            assert_eq!(calls.load(Ordering::SeqCst), 4, "a failure is never reused later");
+            assert_eq!(calls.load(Ordering::SeqCst), 5, "a failure is never reused later");
         });
     }
 

@@ -96,6 +96,12 @@ impl Engine {
         limiter
     }
 
+    /// Forgets the just-finished answers kept for the dedup window: something was written.
+    pub fn forget_finished(&self) {
+        self.rows.forget_finished();
+        self.bodies.forget_finished();
+    }
+
     /// Notes a job's summary as the latest of its lane.
     pub fn record(&self, lane: &Lane, summary: JobSummary) {
         self.finished.lock().unwrap_or_else(|e| e.into_inner()).insert(lane.clone(), summary);

@@ -270,7 +270,8 @@ impl ProgressLine {
                 let started = Instant::now();
                 let mut shown = false;
                 while !stopped.load(Ordering::Relaxed) {
-                    std::thread::sleep(PROGRESS_EVERY);
+                    // Parked, not slept: the end of the job unparks it at once.
+                    std::thread::park_timeout(PROGRESS_EVERY);
                     if started.elapsed() < PROGRESS_AFTER || stopped.load(Ordering::Relaxed) {
                         continue;
                     }
@@ -306,6 +307,7 @@ impl Drop for ProgressLine {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             let _ = thread.join();
         }
     }

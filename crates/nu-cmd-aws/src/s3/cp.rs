@@ -17,7 +17,7 @@ use nu_engine::command_prelude::*;
 use nu_protocol::shell_error::generic::GenericError;
 
 use crate::engine::bulk::{BulkValues, engine_flags, engine_settings, local_rejection};
-use crate::context::{AwsContext, CallSession, session_flags, stale_after_object_writes};
+use crate::context::{AwsContext, CallSession, session_flags};
 use crate::errors::to_shell_error;
 use crate::s3::{objects_below, parse_url};
 use crate::values::row_to_value;
@@ -116,7 +116,7 @@ impl Command for S3Cp {
                 };
                 let client = client.clone();
                 if let Some(url) = transfer.written_object() {
-                    cs.cache.invalidate(&stale_after_object_writes(&url.bucket, std::slice::from_ref(&url.key)));
+                    cs.objects_written(&url.bucket, std::slice::from_ref(&url.key));
                 }
                 Request::Send(async move {
                     match transfer {
@@ -136,7 +136,7 @@ impl Command for S3Cp {
                 Err(err) => return vec![Value::error(err, head)],
             };
             if let Some(url) = transfer.written_object() {
-                cs.cache.invalidate(&stale_after_object_writes(&url.bucket, std::slice::from_ref(&url.key)));
+                cs.objects_written(&url.bucket, std::slice::from_ref(&url.key));
             }
             vec![match outcome.result {
                 Ok(row) => crate::engine::bulk::with_no_error(row_to_value(row, head)),

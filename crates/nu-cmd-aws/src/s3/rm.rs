@@ -10,7 +10,7 @@ use nu_engine::command_prelude::*;
 use nu_protocol::shell_error::generic::GenericError;
 
 use crate::engine::bulk::{BulkValues, engine_flags, engine_settings, local_rejection};
-use crate::context::{AwsContext, CallSession, session_flags, stale_after_object_writes};
+use crate::context::{AwsContext, CallSession, session_flags};
 use crate::errors::to_shell_error;
 use crate::s3::{objects_below, parse_url, urls_from_args_or_input};
 
@@ -125,7 +125,7 @@ impl Command for S3Rm {
                 };
                 // Listings that show these keys are stale from now on (again once deleted, in
                 // case one was cached meanwhile).
-                cs.cache.invalidate(&stale_after_object_writes(&batch.bucket, &batch.keys));
+                cs.objects_written(&batch.bucket, &batch.keys);
                 Request::Send(delete_objects_with(client.clone(), batch.bucket, batch.keys))
             }
         };
@@ -137,7 +137,7 @@ impl Command for S3Rm {
                 Ok(batch) => batch,
                 Err(err) => return vec![Value::error(err, head)],
             };
-            cs.cache.invalidate(&stale_after_object_writes(&batch.bucket, &batch.keys));
+            cs.objects_written(&batch.bucket, &batch.keys);
             match outcome.result {
                 Ok(deleted) => deleted
                     .into_iter()

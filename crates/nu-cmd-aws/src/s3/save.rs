@@ -14,7 +14,7 @@ use nu_protocol::ast;
 use nu_protocol::debugger::WithoutDebug;
 use nu_protocol::shell_error::generic::GenericError;
 
-use crate::context::{AwsContext, CallSession, session_flags, stale_after_object_writes};
+use crate::context::{AwsContext, CallSession, session_flags};
 use crate::errors::to_shell_error;
 use crate::s3::open::extensions;
 use crate::s3::parse_url;
@@ -120,7 +120,7 @@ impl Command for S3Save {
         }
         let content_type = content_type.or_else(|| guess_content_type(&url.key).map(str::to_string));
         let result = put_object(&cs.session, &url, &mut reader, content_type.as_deref(), &interrupt);
-        cs.cache.invalidate(&stale_after_object_writes(&url.bucket, std::slice::from_ref(&url.key)));
+        cs.objects_written(&url.bucket, std::slice::from_ref(&url.key));
         result.map_err(|err| to_shell_error(err, &spans))?;
         Ok(PipelineData::empty())
     }
