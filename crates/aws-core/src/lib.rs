@@ -14,6 +14,9 @@
 //!   it into its own values.
 //! - [`s3`] and [`ec2`]: the operations themselves.
 //! - [`cache`]: storage of listing results, in memory and on disk (LMDB), with expiry.
+//! - [`metrics`]: latency percentiles, counts, errors, retries, throttles, bytes and cache hits
+//!   per (service, operation, region), recorded on every request and cache lookup, and kept
+//!   per hour across processes in the disk cache.
 //!
 //! Not here: anything about Nushell values, spans, signals or commands (that is `nu-cmd-aws`).
 
@@ -21,6 +24,7 @@ pub mod cache;
 pub mod ec2;
 pub mod error;
 pub mod identity;
+pub mod metrics;
 pub mod pagination;
 pub mod row;
 pub mod runtime;
