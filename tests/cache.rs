@@ -60,6 +60,26 @@ fn a_second_read_in_the_same_shell_comes_from_memory() {
 }
 
 #[test]
+fn metrics_of_each_process_reach_the_history_when_it_exits() {
+    let s = setup(5);
+    assert_eq!(s.nuaws("aws ec2 instances | length"), "5");
+    // A new process: the listing comes from disk.
+    assert_eq!(s.nuaws("aws ec2 instances | length"), "5");
+    let out = s.nuaws(
+        "let r = (aws metrics | where operation == DescribeInstances | get 0); \
+         $'($r.requests) ($r.misses) ($r.hits_disk) ($r.p50 > 0sec)'",
+    );
+    assert_eq!(out, format!("{} 1 1 true", s.requests("DescribeInstances")));
+    assert_eq!(s.requests("DescribeInstances"), 1);
+    // With the cache off, figures stay in the process.
+    let mut off = s.env();
+    off.push(("NUAWS_CACHE".into(), "off".into()));
+    run(&off, "aws ec2 instances | length");
+    let out = s.nuaws("aws metrics | where operation == DescribeInstances | get 0.requests");
+    assert_eq!(out, "1");
+}
+
+#[test]
 fn a_new_process_reads_from_disk_without_any_request() {
     let s = setup(20);
     assert_eq!(s.nuaws("aws ec2 instances | length"), "20");

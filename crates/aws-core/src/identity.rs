@@ -53,14 +53,23 @@ async fn resolve(session: &Session, cache: &Arc<Cache>) -> Result<Identity, AwsE
         return Ok(identity);
     }
     let key = format!("identity/{fingerprint}");
-    if let Some((entry, _)) = cache.lookup(&key, "sts") {
-        if let Some(identity) = entry.rows.first().and_then(identity_of_row) {
-            session.remember_identity(&fingerprint, &identity);
-            return Ok(identity);
-        }
+    // This key names no operation or region (one identity serves them all), so the lookup is
+    // recorded here, as the operation it saves.
+    let record = |tier| {
+        let region = session.region().unwrap_or_default();
+        cache.metrics().record_cache_lookup("sts", "GetCallerIdentity", region, tier);
+    };
+    if let Some((entry, tier)) = cache.lookup(&key, "sts")
+        && let Some(identity) = entry.rows.first().and_then(identity_of_row)
+    {
+        record(tier);
+        session.remember_identity(&fingerprint, &identity);
+        return Ok(identity);
     }
-    cache.count_network("sts");
-    let out = aws_sdk_sts::Client::new(session.sdk_config())
+    cache.count_network(&key, "sts");
+    record(crate::cache::Tier::Network);
+    let out = session
+        .sts()
         .get_caller_identity()
         .send()
         .await

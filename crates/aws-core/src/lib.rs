@@ -19,6 +19,9 @@
 //! - [`s3`] and [`ec2`]: the operations themselves.
 //! - [`tags`]: resources of EC2 and S3 correlated by one tag key, as one table.
 //! - [`cache`]: storage of listing results, in memory and on disk (LMDB), with expiry.
+//! - [`metrics`]: latency percentiles, counts, errors, retries, throttles, bytes and cache hits
+//!   per (service, operation, region), recorded on every request and cache lookup, and kept
+//!   per hour across processes in the disk cache.
 //!
 //! Not here: anything about Nushell values, spans, signals or commands (that is `nu-cmd-aws`).
 
@@ -28,6 +31,7 @@ pub mod engine;
 pub mod error;
 pub mod fanout;
 pub mod identity;
+pub mod metrics;
 pub mod pagination;
 pub mod row;
 pub mod runtime;

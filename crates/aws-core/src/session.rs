@@ -6,6 +6,9 @@
 //! `$env.AWS_PROFILE = 'prod'` has changed nothing the SDK would see. So callers pass the AWS part
 //! of their environment in a [`SessionSpec`], and aws-config reads that instead of the process's.
 //!
+//! Every client carries a [`MetricsInterceptor`], so each request is recorded in the sessions'
+//! metrics registry ([`Metrics::global`] unless given another).
+//!
 //! Not here: which identity (account, ARN) a session resolves to; that is the cache's concern.
 
 use std::borrow::Cow;
@@ -20,6 +23,7 @@ use aws_types::os_shim_internal::{Env, Fs};
 use aws_types::region::Region;
 
 use crate::error::{AwsError, ErrorKind};
+use crate::metrics::{Metrics, MetricsInterceptor};
 use crate::runtime::{Interrupt, block_on};
 
 /// The variables aws-config reads besides the `AWS_*` family: where the home directory is.
@@ -130,6 +134,9 @@ pub struct Session {
     /// its connection pool.
     s3_single_attempt: OnceLock<aws_sdk_s3::Client>,
     ec2: OnceLock<aws_sdk_ec2::Client>,
+    sts: OnceLock<aws_sdk_sts::Client>,
+    /// Where the clients' requests are recorded.
+    metrics: Arc<Metrics>,
     /// The identity of the credentials last seen, by fingerprint (credentials may rotate), and
     /// when it was established.
     identity: Mutex<Option<(String, crate::cache::Identity, std::time::Instant)>>,
@@ -226,23 +233,42 @@ impl Session {
         if self.config.endpoint_url().is_some() {
             builder = builder.force_path_style(true);
         }
-        aws_sdk_s3::Client::from_conf(builder.build())
+        aws_sdk_s3::Client::from_conf(builder.interceptor(self.interceptor()).build())
     }
 
     /// The EC2 client; EC2 is regional, so this needs a region.
     pub fn ec2(&self) -> Result<&aws_sdk_ec2::Client, AwsError> {
         self.require_region("EC2")?;
-        Ok(self
-            .ec2
-            .get_or_init(|| aws_sdk_ec2::Client::new(&self.config)))
+        Ok(self.ec2.get_or_init(|| {
+            let builder = aws_sdk_ec2::config::Builder::from(&self.config);
+            aws_sdk_ec2::Client::from_conf(builder.interceptor(self.interceptor()).build())
+        }))
+    }
+
+    /// The STS client (for the caller's identity).
+    pub fn sts(&self) -> &aws_sdk_sts::Client {
+        self.sts.get_or_init(|| {
+            let builder = aws_sdk_sts::config::Builder::from(&self.config);
+            aws_sdk_sts::Client::from_conf(builder.interceptor(self.interceptor()).build())
+        })
+    }
+
+    fn interceptor(&self) -> MetricsInterceptor {
+        MetricsInterceptor::with_registry(self.metrics.clone())
     }
 }
 
 /// All sessions of the process, keyed by spec.
-#[derive(Default)]
 pub struct Sessions {
     settings: ClientSettings,
     sessions: Mutex<HashMap<SessionSpec, Arc<Session>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self::new(ClientSettings::default())
+    }
 }
 
 impl Sessions {
@@ -250,7 +276,15 @@ impl Sessions {
         Self {
             settings,
             sessions: Mutex::default(),
+            metrics: Metrics::global().clone(),
         }
+    }
+
+    /// Records the requests of sessions built from now on into `metrics` instead of
+    /// [`Metrics::global`].
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The session for `spec`, built on first use.
@@ -312,6 +346,8 @@ impl Sessions {
             s3: OnceLock::new(),
             s3_single_attempt: OnceLock::new(),
             ec2: OnceLock::new(),
+            sts: OnceLock::new(),
+            metrics: self.metrics.clone(),
             identity: Mutex::default(),
         })
     }

@@ -2,14 +2,17 @@
 //! cache), and how one command call finds its session and reads through the cache: `--profile`,
 //! `--region` and `--endpoint-url` if given, else the shell's `$env` (`AWS_PROFILE`,
 //! `AWS_REGION`, `AWS_ENDPOINT_URL`, credentials, ...), never the process environment, which
-//! `$env.X = ...` does not change.
+//! `$env.X = ...` does not change. Each command also hands the metrics recorded so far to the
+//! history on disk, now and then (see `aws_core::metrics::history`).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use aws_core::cache::{Cache, CachePolicy, Freshness, Request, RowFeed, Tier, cache_key};
+use aws_core::cache::{Cache, CachePolicy, DiskCache, Freshness, Request, RowFeed, Tier, cache_key};
 use aws_core::identity::resolve_identity;
+use aws_core::metrics::Metrics;
 use aws_core::pagination::PageStream;
 use aws_core::row::Row;
 use aws_core::session::{Session, SessionSpec, Sessions};
@@ -20,15 +23,61 @@ use nu_protocol::Signals;
 use crate::errors::{ErrorSpans, to_shell_error};
 
 /// Process-wide AWS state, shared by every command through an `Arc`.
-#[derive(Default)]
 pub struct AwsContext {
     pub sessions: Sessions,
+    /// Where requests and cache lookups are recorded (the process's registry, unless a test
+    /// gives one of its own).
+    metrics: Arc<Metrics>,
     /// Opened on first use, so a shell that never touches AWS never opens the disk cache.
     cache: OnceLock<Arc<Cache>>,
     /// Where the last cached read was served from, for `aws cache last`.
     last: Mutex<Option<LastRead>>,
     /// Completion listings in flight (see `complete`).
     pub(crate) completions: Mutex<std::collections::HashMap<String, Arc<crate::complete::Pending>>>,
+    /// Whether metrics may go to the disk cache: the cache was not off for the last command.
+    metrics_to_disk: AtomicBool,
+}
+
+/// The context metrics are flushed from at exit (see [`flush_metrics`]). Held for the life of
+/// the process: the flush at exit may come after `main` has dropped its engine state.
+static PROGRAM_CONTEXT: OnceLock<Arc<AwsContext>> = OnceLock::new();
+
+/// Remembers `ctx` as the program's, for [`flush_metrics`]; the first one wins.
+pub(crate) fn set_program_context(ctx: &Arc<AwsContext>) {
+    let _ = PROGRAM_CONTEXT.set(ctx.clone());
+}
+
+/// Hands the metrics not yet in the history to it, if the program's AWS commands ever opened the
+/// cache with the cache on. Run at exit (registered by the first command that could record
+/// into the history): the periodic flushes of the command path leave the last seconds of a
+/// session behind. Returns whether the history is up to date.
+pub fn flush_metrics() -> bool {
+    PROGRAM_CONTEXT.get().is_none_or(|ctx| ctx.flush_metrics())
+}
+
+/// The directory of the disk cache (and of `aws bench` baselines) for this shell:
+/// `$env.NUAWS_CACHE_DIR`, else `$env.XDG_CACHE_HOME/nuaws`, else `~/.cache/nuaws`.
+pub fn cache_dir(engine_state: &EngineState, stack: &Stack) -> Option<PathBuf> {
+    let var = |name: &str| {
+        stack
+            .get_env_var(engine_state, name)
+            .and_then(|v| v.coerce_string().ok())
+            .filter(|v| !v.is_empty())
+    };
+    var("NUAWS_CACHE_DIR").map(PathBuf::from).or_else(|| {
+        var("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|base| base.join("nuaws"))
+    })
+}
+
+/// Whether `$env.NUAWS_CACHE` turns the cache off for this shell.
+pub fn cache_off(engine_state: &EngineState, stack: &Stack) -> bool {
+    stack
+        .get_env_var(engine_state, "NUAWS_CACHE")
+        .and_then(|v| v.coerce_string().ok())
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "off" | "0" | "false" | "no"))
 }
 
 /// Which tier served a read, and how old its data was.
@@ -41,26 +90,33 @@ pub struct LastRead {
     pub at: SystemTime,
 }
 
+impl Default for AwsContext {
+    fn default() -> Self {
+        Self::with_metrics(Metrics::global().clone())
+    }
+}
+
 impl AwsContext {
+    /// A context recording into `metrics` rather than the process's registry.
+    pub fn with_metrics(metrics: Arc<Metrics>) -> Self {
+        Self {
+            sessions: Sessions::default().with_metrics(metrics.clone()),
+            metrics,
+            cache: OnceLock::new(),
+            last: Mutex::default(),
+            completions: Mutex::default(),
+            metrics_to_disk: AtomicBool::new(false),
+        }
+    }
+
     /// The process's cache, opened under the cache directory of the shell that first needs it:
     /// `$env.NUAWS_CACHE_DIR`, else `$env.XDG_CACHE_HOME/nuaws`, else `~/.cache/nuaws`.
     pub fn cache(&self, engine_state: &EngineState, stack: &Stack) -> &Arc<Cache> {
         self.cache.get_or_init(|| {
-            let var = |name: &str| {
-                stack
-                    .get_env_var(engine_state, name)
-                    .and_then(|v| v.coerce_string().ok())
-                    .filter(|v| !v.is_empty())
-            };
-            let dir = var("NUAWS_CACHE_DIR").map(PathBuf::from).or_else(|| {
-                var("XDG_CACHE_HOME")
-                    .map(PathBuf::from)
-                    .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                    .map(|base| base.join("nuaws"))
-            });
+            let dir = cache_dir(engine_state, stack);
             // Problems opening it are said by the next foreground command (`CallSession`), never
             // from a completion or warming thread, which would write over the line being typed.
-            let builder = Cache::builder();
+            let builder = Cache::builder().metrics(self.metrics.clone());
             Arc::new(match dir {
                 Some(dir) => builder.disk_dir(dir).build(),
                 None => builder.build(),
@@ -75,6 +131,32 @@ impl AwsContext {
 
     pub fn last(&self) -> Option<LastRead> {
         self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The metrics history of this shell's disk cache, when metrics may be kept there: the disk
+    /// tier works and `$env.NUAWS_CACHE` is not off (then nothing of nuaws's touches the disk).
+    /// The answer is remembered for the flush at exit, which has no shell to ask.
+    pub fn metrics_disk<'a>(&'a self, engine_state: &EngineState, stack: &Stack) -> Option<&'a DiskCache> {
+        let to_disk = !cache_off(engine_state, stack);
+        self.metrics_to_disk.store(to_disk, Ordering::Relaxed);
+        let disk = self.cache(engine_state, stack).disk()?;
+        let usable = to_disk && disk.is_enabled();
+        if usable && PROGRAM_CONTEXT.get().is_some_and(|p| std::ptr::eq(Arc::as_ptr(p), self)) {
+            // The disk cache is open by now, so the flush runs before its own exit handler.
+            aws_core::metrics::flush_at_exit(flush_metrics);
+        }
+        usable.then_some(disk)
+    }
+
+    /// [`aws_core::metrics::Metrics::flush`] into the disk cache opened by the last command, if it may be used.
+    fn flush_metrics(&self) -> bool {
+        let Some(cache) = self.cache.get() else {
+            return true;
+        };
+        match cache.disk().filter(|d| d.is_enabled()) {
+            Some(disk) if self.metrics_to_disk.load(Ordering::Relaxed) => cache.metrics().flush(disk),
+            _ => true,
+        }
     }
 }
 
@@ -91,10 +173,7 @@ pub fn freshness(
     stack: &mut Stack,
     call: &Call,
 ) -> Result<Freshness, ShellError> {
-    let off = stack
-        .get_env_var(engine_state, "NUAWS_CACHE")
-        .and_then(|v| v.coerce_string().ok())
-        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "off" | "0" | "false" | "no"));
+    let off = cache_off(engine_state, stack);
     Ok(if off || call.has_flag(engine_state, stack, "no-cache")? {
         Freshness::Bypass
     } else if call.has_flag(engine_state, stack, "refresh")? {
@@ -242,6 +321,11 @@ impl CallSession {
         for warning in cache.take_warnings() {
             eprintln!("nuaws: {warning}");
         }
+        // What earlier commands recorded, into the history (at most every 30 s: a write
+        // transaction costs about a millisecond).
+        if let Some(disk) = ctx.metrics_disk(engine_state, stack) {
+            cache.metrics().flush_if_due(disk);
+        }
         Ok(Self {
             session,
             spans,
@@ -376,7 +460,7 @@ impl CallSession {
 
     /// Stores a row fetched for [`CallSession::cached_row`]'s key.
     pub fn store_row(&self, key: String, service: &str, operation: &str, row: Row) {
-        self.cache.count_network(service);
+        self.cache.count_network(&key, service);
         if let Some(ttl) = self.policy.ttl(service, operation) {
             self.cache.store(key, vec![row], ttl);
         }
@@ -419,7 +503,7 @@ impl CallSession {
 
 /// A flag's value comes with the span of the whole `--flag value`; narrow it to the value when the
 /// value is written literally (bare or quoted), so errors underline just the value.
-fn value_span(engine_state: &EngineState, value: Spanned<String>) -> Spanned<String> {
+pub(crate) fn value_span(engine_state: &EngineState, value: Spanned<String>) -> Spanned<String> {
     let text = engine_state.get_span_contents(value.span);
     let len = value.item.len();
     let end = value.span.end;

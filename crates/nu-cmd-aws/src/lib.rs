@@ -1,6 +1,6 @@
 //! `nu-cmd-aws`: the AWS commands of nuaws as native Nushell commands, built on `aws-core`.
 //!
-//! One command per file, grouped by domain (`s3/`, `ec2/`, `tags/`, `cache/`), as in nushell's
+//! One command per file, grouped by domain (`s3/`, `ec2/`, `tags/`, `cache/`, `metrics/`), as in nushell's
 //! `nu-command`. The shared pieces are [`context`] (the process-wide [`AwsContext`]: sessions and
 //! the cache; how a command finds its profile, region and endpoint and reads through the cache),
 //! [`complete`] (Tab completion of names and ids), [`values`] (rows to Nushell values), [`stream`]
@@ -18,6 +18,7 @@ pub mod engine;
 pub mod errors;
 mod external;
 pub mod regions;
+pub mod metrics;
 pub mod s3;
 pub mod stream;
 pub mod tags;
@@ -29,11 +30,14 @@ use std::sync::Arc;
 
 use nu_protocol::engine::{EngineState, StateWorkingSet};
 
-pub use context::AwsContext;
+pub use context::{AwsContext, flush_metrics};
 
-/// Adds every AWS command to `engine_state`, sharing one [`AwsContext`].
+/// Adds every AWS command to `engine_state`, sharing one [`AwsContext`], the program's: the one
+/// [`flush_metrics`] flushes.
 pub fn add_aws_context(engine_state: EngineState) -> EngineState {
-    add_aws_context_with(engine_state, Arc::new(AwsContext::default()))
+    let ctx = Arc::new(AwsContext::default());
+    context::set_program_context(&ctx);
+    add_aws_context_with(engine_state, ctx)
 }
 
 /// As [`add_aws_context`], with a given context (tests share one to observe it).
@@ -50,6 +54,7 @@ pub fn add_aws_context_with(mut engine_state: EngineState, ctx: Arc<AwsContext>)
         ec2::add_commands(&mut working_set, &ctx);
         cache::add_commands(&mut working_set, &ctx);
         tags::add_commands(&mut working_set, &ctx);
+        metrics::add_commands(&mut working_set, &ctx);
         working_set.render()
     };
     if let Err(err) = engine_state.merge_delta(delta) {

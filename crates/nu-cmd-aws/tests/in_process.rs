@@ -322,3 +322,181 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn examples_with_a_result_evaluate_to_it() {
+    let mut es = engine(&[]);
+    let mut checked = 0;
+    for (name, decl_id) in es.get_decls_sorted(false) {
+        let name = String::from_utf8_lossy(&name).to_string();
+        if !name.starts_with("aws") {
+            continue;
+        }
+        let examples: Vec<(String, Value)> = es
+            .get_decl(decl_id)
+            .examples()
+            .into_iter()
+            .filter_map(|e| Some((e.example.to_string(), e.result?)))
+            .collect();
+        for (src, want) in examples {
+            let got = eval(&mut es, &src).unwrap_or_else(|e| panic!("{name}: `{src}`: {e:?}"));
+            assert_eq!(got, want, "{name}: `{src}`");
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no example with a result was run");
+}
+
+fn field(record: &Value, name: &str) -> Value {
+    record.get_data_by_key(name).unwrap_or_else(|| panic!("no `{name}` in {record:?}"))
+}
+
+fn millis(v: &Value) -> f64 {
+    v.as_duration().unwrap_or_else(|e| panic!("{v:?}: {e:?}")) as f64 / 1e6
+}
+
+#[test]
+fn bench_flags_a_slower_run_against_its_baseline_and_passes_an_unchanged_one() {
+    let dir = std::env::temp_dir().join(format!("nuaws-bench-{}", std::process::id()));
+    let mut es = engine(&[("NUAWS_CACHE_DIR".into(), dir.to_string_lossy().into_owned())]);
+
+    let saved = eval(&mut es, "aws bench { sleep 50ms } -n 5 --save base").unwrap();
+    assert_eq!(field(&saved, "iterations").as_int().unwrap(), 5);
+    assert_eq!(field(&saved, "warmup").as_int().unwrap(), 1);
+    let (min, p50, p95, max) = (
+        millis(&field(&saved, "min")),
+        millis(&field(&saved, "p50")),
+        millis(&field(&saved, "p95")),
+        millis(&field(&saved, "max")),
+    );
+    assert!(min >= 50.0 && min <= p50 && p50 <= p95 && p95 <= max, "{saved:?}");
+    assert!(dir.join("bench/base.nuon").is_file());
+
+    let same = eval(&mut es, "aws bench { sleep 50ms } -n 5 --baseline base").unwrap();
+    assert!(!field(&same, "regression").as_bool().unwrap(), "{same:?}");
+    let ratio = field(&same, "ratio_p50").as_float().unwrap();
+    assert!((0.7..1.5).contains(&ratio), "{same:?}");
+    assert_eq!(millis(&field(&field(&same, "baseline"), "p50")), p50);
+
+    let slower = eval(&mut es, "aws bench { sleep 150ms } -n 5 --baseline base").unwrap();
+    assert!(field(&slower, "regression").as_bool().unwrap(), "{slower:?}");
+    assert!(field(&slower, "ratio_p50").as_float().unwrap() > 2.0, "{slower:?}");
+    // A looser threshold lets it pass.
+    let loose = eval(&mut es, "aws bench { sleep 150ms } -n 3 --baseline base --threshold 10").unwrap();
+    assert!(!field(&loose, "regression").as_bool().unwrap(), "{loose:?}");
+
+    let (err, text) = failure(&mut es, "aws bench { sleep 150ms } -n 3 --baseline base --check");
+    assert_eq!(err.code, "nuaws::bench::regression");
+    assert_eq!(text, "base");
+    assert!(err.msg.contains("x the baseline"), "{}", err.msg);
+    assert!(err.help.as_deref().is_some_and(|h| h.contains("--save base")), "{:?}", err.help);
+    assert!(eval(&mut es, "aws bench { sleep 50ms } -n 3 --baseline base --check").is_ok());
+
+    let (err, text) = failure(&mut es, "aws bench { 1 } --baseline nope");
+    assert_eq!((&*err.code, text.as_str()), ("nuaws::bench::unknown_baseline", "nope"));
+    assert!(err.help.as_deref().is_some_and(|h| h.contains("base")), "{:?}", err.help);
+    let (err, _) = failure(&mut es, "aws bench { 1 } --check");
+    assert_eq!(err.code, "nuaws::bench::invalid_flag");
+    let (_, text) = failure(&mut es, "aws bench { 1 } -n 0");
+    assert_eq!(text, "0");
+    let (_, text) = failure(&mut es, "aws bench { 1 } --threshold -1");
+    assert_eq!(text, "-1");
+    let (err, text) = failure(&mut es, "aws bench { 1 } --save '../x'");
+    assert_eq!((&*err.code, text.as_str()), ("nuaws::bench::invalid_name", "'../x'"));
+    // The closure's errors are the command's.
+    assert!(eval(&mut es, "aws bench { error make {msg: boom} }").is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn metrics_agree_with_the_server_and_persist() {
+    let moto = Moto::start(&[]);
+    let cache_dir = moto.dir.join("cache");
+    let env = moto.cached_env(&cache_dir);
+    let fresh_engine = || {
+        let metrics = std::sync::Arc::new(aws_core::metrics::Metrics::new());
+        let ctx = std::sync::Arc::new(nu_cmd_aws::AwsContext::with_metrics(metrics));
+        let engine_state = nu_cmd_lang::create_default_context();
+        let engine_state = nu_command::add_shell_command_context(engine_state);
+        let mut es = nu_cmd_aws::add_aws_context_with(engine_state, ctx);
+        es.add_env_var("PWD".into(), Value::test_string(moto.dir.to_string_lossy()));
+        for (k, v) in &env {
+            es.add_env_var(k.clone(), Value::test_string(v));
+        }
+        es
+    };
+    moto.harness("seed-ec2", &["--instances", "3"]);
+    let mut es = fresh_engine();
+    for src in [
+        "aws ec2 instances | length",
+        "aws ec2 instances | length",
+        "aws ec2 instances | length",
+        "aws s3 buckets | length",
+        "aws s3 buckets | length",
+        "aws ec2 vpcs --no-cache | length",
+        "aws ec2 vpcs --no-cache | length",
+    ] {
+        eval(&mut es, src).unwrap_or_else(|e| panic!("{src}: {e:?}"));
+    }
+    let find = |table: &Value, operation: &str| -> Value {
+        let rows = table.as_list().unwrap_or_else(|e| panic!("{table:?}: {e:?}"));
+        let mut found = rows.iter().filter(|r| field(r, "operation").as_str().ok() == Some(operation));
+        let row = found.next().unwrap_or_else(|| panic!("no {operation} in {table:?}")).clone();
+        assert!(found.next().is_none(), "one row per operation and region");
+        row
+    };
+    let int = |row: &Value, name: &str| field(row, name).as_int().unwrap();
+    let server = |op: &str| moto.requests(op, "") as i64;
+
+    for src in ["aws metrics --session", "aws metrics", "aws metrics --since 1hr"] {
+        let table = eval(&mut es, src).unwrap();
+        let instances = find(&table, "DescribeInstances");
+        assert_eq!(field(&instances, "service").as_str().unwrap(), "ec2");
+        assert_eq!(field(&instances, "region").as_str().unwrap(), "us-east-1");
+        assert_eq!(int(&instances, "requests"), server("DescribeInstances"), "{src}");
+        assert_eq!(int(&instances, "requests"), 1, "{src}");
+        assert_eq!((int(&instances, "hits_memory"), int(&instances, "misses")), (2, 1), "{src}");
+        assert!((field(&instances, "hit_rate").as_float().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(int(&instances, "errors"), 0);
+        let (p50, p95, p99, max) = (
+            millis(&field(&instances, "p50")),
+            millis(&field(&instances, "p95")),
+            millis(&field(&instances, "p99")),
+            millis(&field(&instances, "max")),
+        );
+        assert!(0.0 < p50 && p50 <= p95 && p95 <= p99 && p99 <= max, "{instances:?}");
+        assert!(field(&instances, "bytes_in").as_filesize().unwrap().get() > 0, "{instances:?}");
+
+        let buckets = find(&table, "ListBuckets");
+        assert_eq!(int(&buckets, "requests"), server("ListBuckets"), "{src}");
+        assert_eq!((int(&buckets, "hits_memory"), int(&buckets, "misses")), (1, 1), "{src}");
+        let vpcs = find(&table, "DescribeVpcs");
+        assert_eq!(int(&vpcs, "requests"), server("DescribeVpcs"), "{src}");
+        assert_eq!(int(&vpcs, "requests"), 2, "{src}");
+        assert!(field(&vpcs, "hit_rate").is_nothing(), "--no-cache looks nothing up");
+        let identity = find(&table, "GetCallerIdentity");
+        assert_eq!(int(&identity, "requests"), server("GetCallerIdentity"), "{src}");
+    }
+    let ec2_only = eval(&mut es, "aws metrics --service ec2 | get service | uniq").unwrap();
+    assert_eq!(ec2_only, Value::test_list(vec![Value::test_string("ec2")]));
+    // This shell's figures all lie in the last day, but they cannot be cut at a later instant.
+    let day = eval(&mut es, "aws metrics --session --since 1day | where operation == DescribeInstances | get 0.requests");
+    assert_eq!(day.unwrap(), Value::test_int(1));
+    let (err, text) = failure(&mut es, "aws metrics --session --since (date now)");
+    assert_eq!((&*err.code, text.as_str()), ("nuaws::metrics::no_history", "(date now)"));
+
+    // Another process: its own figures are empty, the history has the first one's.
+    let mut other = fresh_engine();
+    assert_eq!(eval(&mut other, "aws metrics --session | length").unwrap(), Value::test_int(0));
+    let table = eval(&mut other, "aws metrics").unwrap();
+    assert_eq!(int(&find(&table, "DescribeInstances"), "requests"), 1);
+    // Its own requests add up with them.
+    eval(&mut other, "aws ec2 vpcs --no-cache | length").unwrap();
+    let table = eval(&mut other, "aws metrics").unwrap();
+    assert_eq!(int(&find(&table, "DescribeVpcs"), "requests"), 3);
+
+    let reset = eval(&mut other, "aws metrics reset").unwrap();
+    assert!(field(&reset, "hours").as_int().unwrap() >= 1, "{reset:?}");
+    assert_eq!(eval(&mut other, "aws metrics | length").unwrap(), Value::test_int(0));
+    assert_eq!(eval(&mut other, "aws metrics --session | length").unwrap(), Value::test_int(0));
+}

@@ -28,6 +28,11 @@
 //!   before the transaction ends, and nothing slow (encoding, decoding) runs inside one. The only
 //!   work done in a write transaction is the eviction scan, which reads value headers.
 //!
+//! Besides cached results, the environment holds nuaws's own *records* (the metrics history),
+//! under keys starting with [`RECORD_PREFIX`]: stored and read like entries, but never listed,
+//! cleared or evicted as cached results (`aws cache clear` must not erase a week of metrics, nor
+//! eviction trade them for a listing); they go when they expire, or by [`DiskCache::remove_records`].
+//!
 //! Not for: deciding what to cache or for how long (the caller builds the [`Entry`]), and
 //! nothing here logs values or key material: log lines name entries by a short hash.
 
@@ -70,6 +75,11 @@ const MAX_REOPENS: u32 = 3;
 const EVICT_TO_PERCENT: u64 = 90;
 /// The longest value that can be a real entry; a longer one is a corrupt length, not data.
 const MAX_VALUE_LEN: usize = MAX_DECODED_LEN + (1 << 20) + MAX_KEY_LEN;
+/// Keys of nuaws's own records. No cache key starts so: those begin with an account id.
+pub const RECORD_PREFIX: &str = "@nuaws/";
+/// Times [`DiskCache::update`] recomputes a value that other writers keep changing before
+/// giving up (a flush of metrics is retried later anyway).
+const UPDATE_ATTEMPTS: u32 = 5;
 
 type Db = Database<'static, Bytes, Bytes>;
 /// The LMDB key of an entry: BLAKE3 of its readable key. Fixed-size, far below LMDB's 511-byte
@@ -222,7 +232,7 @@ impl DiskCache {
 
     /// Removes every entry whose key satisfies `pred`; returns how many. `pred` runs outside
     /// any transaction. Entries whose key cannot be read are removed too (they could never be
-    /// served) but not counted.
+    /// served) but not counted. Records are not entries: `pred` never sees them.
     pub fn remove_matching(&self, pred: &dyn Fn(&str) -> bool) -> usize {
         let Some(shared) = self.shared.as_ref() else {
             return 0;
@@ -257,7 +267,8 @@ impl DiskCache {
             .unwrap_or(0)
     }
 
-    /// Every stored key, including expired entries not yet evicted (in no particular order).
+    /// Every stored key of a cached result, including expired entries not yet evicted (in no
+    /// particular order). Records are not listed.
     pub fn keys(&self) -> Vec<String> {
         let Some(shared) = self.shared.as_ref() else {
             return Vec::new();
@@ -287,6 +298,105 @@ impl DiskCache {
                 Ok(stats)
             })
             .unwrap_or_default()
+    }
+
+    /// Keys of the records whose key starts with `prefix` (itself under [`RECORD_PREFIX`]).
+    pub fn record_keys(&self, prefix: &str) -> Vec<String> {
+        let Some(shared) = self.shared.as_ref() else {
+            return Vec::new();
+        };
+        shared
+            .run(|h| h.list())
+            .map(|listing| {
+                listing
+                    .records
+                    .into_iter()
+                    .map(|(_, key)| key)
+                    .filter(|key| key.starts_with(prefix))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Removes the records whose key satisfies `pred`; returns how many.
+    pub fn remove_records(&self, pred: &dyn Fn(&str) -> bool) -> usize {
+        let Some(shared) = self.shared.as_ref() else {
+            return 0;
+        };
+        let Some(listing) = shared.run(|h| h.list()) else {
+            return 0;
+        };
+        let matching: Vec<Digest> = listing
+            .records
+            .iter()
+            .filter(|(_, key)| pred(key))
+            .map(|(digest, _)| *digest)
+            .collect();
+        if matching.is_empty() {
+            return 0;
+        }
+        shared
+            .run(|h| {
+                let mut wtxn = h.env.write_txn()?;
+                let mut removed = 0;
+                for digest in &matching {
+                    if h.db.delete(&mut wtxn, digest.as_slice())? {
+                        removed += 1;
+                    }
+                }
+                wtxn.commit()?;
+                Ok(removed)
+            })
+            .unwrap_or(0)
+    }
+
+    /// Replaces the value under `key` by `change(current)` (`None`: remove it), atomically
+    /// with respect to every writer of every process, for values that are merged into rather
+    /// than overwritten (the metrics of an hour, which several processes add to). `change` runs
+    /// outside any transaction, on a decoded copy (`None` when absent, unreadable or expired);
+    /// its result is written only if the stored value is still the one it saw, else it runs
+    /// again on the new one, up to [`UPDATE_ATTEMPTS`] times. Returns whether the change was
+    /// stored; like every write here, a failure is only a skipped write.
+    pub fn update(&self, key: &str, change: &dyn Fn(Option<Entry>) -> Option<Entry>) -> bool {
+        let Some(shared) = self.shared.as_ref() else {
+            return false;
+        };
+        let digest = digest(key);
+        let _turn = lock(&shared.updates);
+        for _ in 0..UPDATE_ATTEMPTS {
+            let Some(seen) = shared.run(|h| {
+                let rtxn = h.env.read_txn()?;
+                Ok(h.db.get(&rtxn, &digest)?.map(<[u8]>::to_vec))
+            }) else {
+                return false;
+            };
+            let now = self.clock.wall();
+            let current = seen
+                .as_deref()
+                .and_then(|bytes| decode(bytes, key).ok())
+                .filter(|e| !wall_expired(e.created_at, e.expires_at, now));
+            let new = change(current).map(|entry| encode(&entry));
+            if new
+                .as_ref()
+                .is_some_and(|v| !encoded_is_storable(v) || v.len() as u64 > self.budget)
+            {
+                return false;
+            }
+            match shared.run(|h| {
+                h.replace_if_unchanged(&digest, seen.as_deref(), new.as_deref(), self.budget, now)
+            }) {
+                Some(true) => return true,
+                Some(false) => continue, // another writer got there first: merge into theirs
+                None => return false,
+            }
+        }
+        log::debug!("disk cache: gave up updating {}", short_hex(&digest));
+        false
+    }
+
+    /// The wall clock this cache judges expiry by.
+    pub fn now(&self) -> SystemTime {
+        self.clock.wall()
     }
 
     /// Whether the disk tier is in use (it can be disabled at open, or later by a fatal error).
@@ -363,6 +473,9 @@ struct SharedEnv {
     state: RwLock<EnvState>,
     lock: SidecarLock,
     warnings: Mutex<Vec<String>>,
+    /// Held by [`DiskCache::update`]: its optimistic retry is for other processes, rare; threads
+    /// of this one, which may update in a tight loop, take turns instead of starving each other.
+    updates: Mutex<()>,
     /// LMDB corruption errors since the last (re)open.
     damage_errors: AtomicU32,
     #[cfg(test)]
@@ -491,6 +604,7 @@ impl SharedEnv {
             }),
             lock,
             warnings: Mutex::new(warnings),
+            updates: Mutex::default(),
             damage_errors: AtomicU32::new(0),
             #[cfg(test)]
             injected: Mutex::default(),
@@ -799,10 +913,12 @@ fn check_and_open_db(env: Env<WithoutTls>, layout: &Path) -> Result<Handle, Open
     }
 }
 
-/// Keys found by a scan: readable ones with their digest, and the LMDB keys of values that
-/// cannot be an entry (bad header, or a key that does not hash to where it is stored).
+/// Keys found by a scan: readable ones with their digest (cached results and records apart),
+/// and the LMDB keys of values that cannot be an entry (bad header, or a key that does not hash
+/// to where it is stored).
 struct Listing {
     entries: Vec<(Digest, String)>,
+    records: Vec<(Digest, String)>,
     unreadable: Vec<Vec<u8>>,
 }
 
@@ -811,16 +927,48 @@ impl Handle {
         let rtxn = self.env.read_txn()?;
         let mut listing = Listing {
             entries: Vec::new(),
+            records: Vec::new(),
             unreadable: Vec::new(),
         };
         for item in self.db.iter(&rtxn)? {
             let (key, value) = item?;
             match readable_key(key, value) {
+                Some(record) if record.1.starts_with(RECORD_PREFIX) => listing.records.push(record),
                 Some(entry) => listing.entries.push(entry),
                 None => listing.unreadable.push(key.to_vec()),
             }
         }
         Ok(listing)
+    }
+
+    /// Writes `new` under `digest` (or deletes it, for `None`) if the stored value is still
+    /// `seen`, keeping within `budget`. `Ok(false)` when another writer changed it meanwhile.
+    fn replace_if_unchanged(
+        &self,
+        digest: &Digest,
+        seen: Option<&[u8]>,
+        new: Option<&[u8]>,
+        budget: u64,
+        now: SystemTime,
+    ) -> heed::Result<bool> {
+        let mut wtxn = self.env.write_txn()?;
+        if self.db.get(&wtxn, digest.as_slice())? != seen {
+            return Ok(false); // dropping the transaction aborts it
+        }
+        match new {
+            Some(value) => {
+                self.db.put(&mut wtxn, digest.as_slice(), value)?;
+                if self.used_bytes(&wtxn)? > budget {
+                    let target = budget / 100 * EVICT_TO_PERCENT;
+                    self.evict(&mut wtxn, target, Some(digest), now)?;
+                }
+            }
+            None => {
+                self.db.delete(&mut wtxn, digest.as_slice())?;
+            }
+        }
+        wtxn.commit()?;
+        Ok(true)
     }
 
     /// Stores `value` under `digest` within `budget`, handling MAP_FULL at put or commit.
@@ -917,6 +1065,9 @@ impl Handle {
                 Some(h) if wall_expired(h.created_at, h.expires_at, now) => {
                     (Rank::Expired, h.created_at)
                 }
+                // A valid record is never traded for space: records are few and small (one
+                // per hour of metrics), and they expire by themselves.
+                Some(h) if h.key.starts_with(RECORD_PREFIX) => continue,
                 Some(h) => (Rank::Valid, h.created_at),
             };
             candidates.push((rank.0, rank.1, key.to_vec()));
@@ -1140,6 +1291,69 @@ mod tests {
             "expired entry evicted: {keys:?}"
         );
         assert!(keys.contains(&"k39".to_string()), "{keys:?}");
+    }
+
+    fn counter_record(key: &str, n: i64, clock: &MockClock) -> Entry {
+        Entry::new(key, vec![Row::new().with("n", Field::Int(n))], clock.wall(), TTL)
+    }
+
+    fn counter_of(entry: Option<Entry>) -> i64 {
+        match entry.as_ref().and_then(|e| e.rows.first()).and_then(|r| r.get("n")) {
+            Some(Field::Int(n)) => *n,
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn records_are_not_cache_entries_and_are_never_evicted_for_space() {
+        let (_tmp, clock, cache) = setup(256 << 10);
+        let key = format!("{RECORD_PREFIX}test/a");
+        assert!(cache.update(&key, &|_| Some(counter_record(&key, 1, &clock))));
+        // Far over the budget: entries are evicted, the record is not, though it is the oldest.
+        for i in 0..40 {
+            clock.advance(Duration::from_secs(1));
+            cache.insert(&big_entry(&format!("k{i:02}"), &clock, 16 << 10));
+        }
+        assert!(cache.get("k00").is_none(), "eviction happened");
+        assert_eq!(counter_of(cache.get(&key)), 1);
+        assert!(!cache.keys().contains(&key), "not listed as a cached result");
+        assert!(cache.remove_matching(&|_| true) > 0);
+        assert_eq!(counter_of(cache.get(&key)), 1, "not cleared with the cached results");
+        assert_eq!(cache.record_keys(RECORD_PREFIX), std::slice::from_ref(&key));
+        assert!(cache.record_keys("@nuaws/other/").is_empty());
+        assert_eq!(cache.remove_records(&|k| k == key), 1);
+        assert!(cache.get(&key).is_none());
+        // An expired record goes like any expired entry.
+        assert!(cache.update(&key, &|_| Some(counter_record(&key, 1, &clock))));
+        clock.advance(TTL * 2);
+        assert!(cache.get(&key).is_none());
+    }
+
+    #[test]
+    fn concurrent_updates_lose_nothing() {
+        let (_tmp, clock, cache) = setup(1 << 20);
+        let cache = Arc::new(cache);
+        let key = format!("{RECORD_PREFIX}test/counter");
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (cache, clock, key) = (cache.clone(), clock.clone(), key.clone());
+                thread::spawn(move || {
+                    for _ in 0..25 {
+                        let add_one = |current: Option<Entry>| {
+                            Some(counter_record(&key, counter_of(current) + 1, &clock))
+                        };
+                        assert!(cache.update(&key, &add_one));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(counter_of(cache.get(&key)), 100);
+        // `None` removes.
+        assert!(cache.update(&key, &|_| None));
+        assert!(cache.get(&key).is_none());
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl RowFeed {
                 });
             }
         }
-        cache.count_network(service);
+        cache.count_network(&key, service);
         let pages = start()?;
         Ok(Self {
             inner: Inner::Live {

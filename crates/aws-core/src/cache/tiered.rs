@@ -3,6 +3,9 @@
 //! misses in one process share one request. Counters per tier and per service feed
 //! `aws cache stats`; the tier and age of each answer are reported to the caller.
 //!
+//! Every lookup is also recorded, per (service, operation, region) of its key, into a
+//! [`Metrics`] registry: a hit of the memory or disk tier, or a miss when the network is asked.
+//!
 //! Built with [`CacheBuilder`] (policy and sizes apart from storage, as moka does). Never fails a
 //! command: every storage problem is the storage layer's to absorb.
 
@@ -17,6 +20,8 @@ use crate::cache::codec::Entry;
 use crate::cache::disk::DiskCache;
 use crate::cache::memory::MemoryCache;
 use crate::cache::TierStats;
+use crate::cache::key::key_parts;
+use crate::metrics::Metrics;
 use crate::row::Row;
 
 /// Where an answer came from.
@@ -65,6 +70,7 @@ pub struct Cache {
     clock: Arc<dyn Clock>,
     counters: Mutex<HashMap<(Tier, String), Arc<Counter>>>,
     inflight: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    metrics: Arc<Metrics>,
 }
 
 /// Builds a [`Cache`].
@@ -73,6 +79,7 @@ pub struct CacheBuilder {
     disk_dir: Option<PathBuf>,
     disk_bytes: u64,
     clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
 }
 
 impl Default for CacheBuilder {
@@ -82,6 +89,7 @@ impl Default for CacheBuilder {
             disk_dir: None,
             disk_bytes: 256 << 20,
             clock: Arc::new(SystemClock),
+            metrics: Metrics::global().clone(),
         }
     }
 }
@@ -114,6 +122,12 @@ impl CacheBuilder {
         self
     }
 
+    /// Where lookups are recorded (default: [`Metrics::global`]).
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     pub fn build(self) -> Cache {
         let disk = self
             .disk_dir
@@ -124,6 +138,7 @@ impl CacheBuilder {
             clock: self.clock,
             counters: Mutex::default(),
             inflight: Mutex::default(),
+            metrics: self.metrics,
         }
     }
 }
@@ -150,8 +165,33 @@ impl Cache {
         n.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records a lookup of `key` in the metrics, under the service, operation and region the
+    /// key names (`Tier::Network` for a miss). Keys not made by `cache_key` are not recorded
+    /// here: their owner knows what they are about (see `identity`).
+    fn record_lookup(&self, key: &str, tier: Tier) {
+        if let Some(parts) = key_parts(key) {
+            self.metrics
+                .record_cache_lookup(parts.service, parts.operation, parts.region, tier);
+        }
+    }
+
+    /// The registry lookups are recorded into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// A fresh entry from memory or disk (promoted to memory), counting hits and misses.
+    /// A hit is recorded in the metrics; a miss is recorded by [`Cache::count_network`] when the
+    /// network is asked instead.
     pub fn lookup(&self, key: &str, service: &str) -> Option<(Arc<Entry>, Tier)> {
+        let found = self.lookup_tiers(key, service);
+        if let Some((_, tier)) = &found {
+            self.record_lookup(key, *tier);
+        }
+        found
+    }
+
+    fn lookup_tiers(&self, key: &str, service: &str) -> Option<(Arc<Entry>, Tier)> {
         if let Some(entry) = self.memory.get(key) {
             self.count(Tier::Memory, service, true);
             return Some((entry, Tier::Memory));
@@ -182,9 +222,10 @@ impl Cache {
         entry
     }
 
-    /// Counts a request that went to the network (a miss of every tier).
-    pub fn count_network(&self, service: &str) {
+    /// Counts a read of `key` that went to the network (a miss of every tier, or a refresh).
+    pub fn count_network(&self, key: &str, service: &str) {
         self.count(Tier::Network, service, true);
+        self.record_lookup(key, Tier::Network);
     }
 
     /// Get-or-fetch: a fresh entry, else `fetch()` once for all concurrent callers of the same
@@ -208,9 +249,12 @@ impl Cache {
             let _leader = lock(&gate);
             // Someone else may have fetched while we waited for the gate.
             match (freshness, self.memory.get(key)) {
-                (Freshness::Normal, Some(entry)) => Ok((entry, Tier::Memory)),
+                (Freshness::Normal, Some(entry)) => {
+                    self.record_lookup(key, Tier::Memory);
+                    Ok((entry, Tier::Memory))
+                }
                 _ => {
-                    self.count_network(service);
+                    self.count_network(key, service);
                     fetch().map(|rows| {
                         let entry = if freshness == Freshness::Bypass {
                             Arc::new(Entry::new(key, rows, self.clock.wall(), Duration::ZERO))
@@ -339,6 +383,50 @@ mod tests {
         assert_eq!(fetches.load(Ordering::SeqCst), 3);
         let counts = cache.hit_counts();
         assert_eq!(counts[&(Tier::Memory, "ec2".to_string())].0, 1);
+    }
+
+    #[test]
+    fn lookups_are_recorded_per_operation_and_region() {
+        use crate::metrics::{Metrics, OperationKey};
+        let metrics = Arc::new(Metrics::new());
+        let cache = Cache::builder()
+            .clock(Arc::new(MockClock::new()))
+            .metrics(metrics.clone())
+            .build();
+        let key = "111111111111/eu-west-1/ec2/DescribeInstances/#0011223344556677";
+        let ttl = Duration::from_secs(60);
+        for _ in 0..3 {
+            cache.get_or_fetch(key, "ec2", ttl, Freshness::Normal, || Ok::<_, ()>(rows(1))).unwrap();
+        }
+        cache.get_or_fetch(key, "ec2", ttl, Freshness::Refresh, || Ok::<_, ()>(rows(1))).unwrap();
+        // Keys that name no operation are their owner's to record.
+        cache.get_or_fetch("k", "ec2", ttl, Freshness::Normal, || Ok::<_, ()>(rows(1))).unwrap();
+        let snap = metrics.snapshot();
+        assert_eq!(snap.len(), 1, "{snap:?}");
+        let figures = &snap[&OperationKey::new("ec2", "DescribeInstances", "eu-west-1")];
+        assert_eq!((figures.hits_memory, figures.hits_disk, figures.misses), (2, 0, 2));
+        assert_eq!(figures.requests, 0, "requests are the interceptor's to count");
+    }
+
+    #[test]
+    fn disk_hits_are_recorded_as_such() {
+        use crate::metrics::{Metrics, OperationKey};
+        let tmp = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let build = || {
+            Cache::builder()
+                .clock(Arc::new(MockClock::new()))
+                .disk_dir(tmp.path().join("nuaws"))
+                .metrics(metrics.clone())
+                .build()
+        };
+        let key = "111111111111/us-east-1/s3/ListBuckets/#0011223344556677";
+        build().store(key.into(), rows(1), Duration::from_secs(60));
+        // A new process: nothing in memory, the entry on disk.
+        let (_, tier) = build().lookup(key, "s3").unwrap();
+        assert_eq!(tier, Tier::Disk);
+        let figures = &metrics.snapshot()[&OperationKey::new("s3", "ListBuckets", "us-east-1")];
+        assert_eq!((figures.hits_memory, figures.hits_disk, figures.misses), (0, 1, 0));
     }
 
     #[test]

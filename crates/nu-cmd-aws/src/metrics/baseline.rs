@@ -1,0 +1,220 @@
+//! Baselines of `aws bench`: the statistics of a run saved under a name, as a NUON file
+//! `<cache dir>/bench/<name>.nuon` (the cache directory of `context::cache_dir`; `open` reads
+//! it), and read back to compare a later run with.
+//!
+//! Not for: computing or comparing statistics (that is `bench.rs`).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nu_engine::command_prelude::*;
+use nu_protocol::shell_error::generic::GenericError;
+use nuon::{ToNuonConfig, ToStyle};
+
+const EXTENSION: &str = "nuon";
+const MAX_NAME_LEN: usize = 100;
+
+/// Where baselines are kept, or an error saying how to give a place.
+pub(crate) fn dir(
+    engine_state: &EngineState,
+    stack: &Stack,
+    span: Span,
+) -> Result<PathBuf, ShellError> {
+    crate::context::cache_dir(engine_state, stack)
+        .map(|d| d.join("bench"))
+        .ok_or_else(|| {
+            ShellError::Generic(
+                GenericError::new(
+                    "No place to keep baselines",
+                    "baselines are kept in the cache directory, and none is known",
+                    span,
+                )
+                .with_help("Set $env.NUAWS_CACHE_DIR (or $env.XDG_CACHE_HOME, or $env.HOME).")
+                .with_code("nuaws::bench::no_directory"),
+            )
+        })
+}
+
+/// A name is a file name of its own: letters, digits, `.`, `_` and `-`, not starting with `.`.
+pub(crate) fn check_name(name: &Spanned<String>) -> Result<(), ShellError> {
+    let ok = !name.item.is_empty()
+        && name.item.len() <= MAX_NAME_LEN
+        && !name.item.starts_with('.')
+        && name
+            .item
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        return Ok(());
+    }
+    Err(ShellError::Generic(
+        GenericError::new(
+            "Invalid baseline name",
+            "a baseline name is letters, digits, `.`, `_` and `-`, not starting with `.`",
+            name.span,
+        )
+        .with_help("Name baselines like files: `list-instances`, `s3-ls.v2`.")
+        .with_code("nuaws::bench::invalid_name"),
+    ))
+}
+
+fn io_error(what: &str, path: &Path, err: std::io::Error, span: Span) -> ShellError {
+    ShellError::Generic(
+        GenericError::new(
+            format!("Cannot {what} the baseline"),
+            format!("{}: {err}", path.display()),
+            span,
+        )
+        .with_code("nuaws::bench::io"),
+    )
+}
+
+/// Saves `value` as the baseline `name` (replacing any), atomically: a reader sees the old file
+/// or the new one, never half of one.
+pub(crate) fn save(
+    engine_state: &EngineState,
+    dir: &Path,
+    name: &Spanned<String>,
+    value: &Value,
+) -> Result<PathBuf, ShellError> {
+    check_name(name)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| io_error("save", dir, e, name.span))?;
+    let text = nuon::to_nuon(
+        engine_state,
+        value,
+        ToNuonConfig::default().style(ToStyle::Spaces(2)),
+    )?;
+    let path = dir.join(format!("{}.{EXTENSION}", name.item));
+    let partial = dir.join(format!(".{}.{EXTENSION}.{}", name.item, std::process::id()));
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())
+                .and_then(|()| f.write_all(b"\n"))
+        })
+        .and_then(|()| fs::rename(&partial, &path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&partial);
+        return Err(io_error("save", &path, e, name.span));
+    }
+    Ok(path)
+}
+
+/// The names of the saved baselines, sorted.
+pub(crate) fn known(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let stem = name.strip_suffix(&format!(".{EXTENSION}"))?;
+            (!stem.starts_with('.')).then(|| stem.to_string())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// The baseline `name`, as saved.
+pub(crate) fn load(dir: &Path, name: &Spanned<String>) -> Result<Value, ShellError> {
+    check_name(name)?;
+    let path = dir.join(format!("{}.{EXTENSION}", name.item));
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let known = known(dir);
+            let help = if known.is_empty() {
+                format!(
+                    "No baseline is saved in {}; make one with `aws bench {{ ... }} --save {}`.",
+                    dir.display(),
+                    name.item
+                )
+            } else {
+                format!("Saved baselines: {}.", known.join(", "))
+            };
+            return Err(ShellError::Generic(
+                GenericError::new(
+                    format!("No baseline named `{}`", name.item),
+                    "unknown baseline",
+                    name.span,
+                )
+                .with_help(help)
+                .with_code("nuaws::bench::unknown_baseline"),
+            ));
+        }
+        Err(e) => return Err(io_error("read", &path, e, name.span)),
+    };
+    nuon::from_nuon(&text, Some(name.span)).map_err(|e| {
+        ShellError::Generic(
+            GenericError::new(
+                format!("The baseline `{}` cannot be read", name.item),
+                format!("{} is not valid NUON", path.display()),
+                name.span,
+            )
+            .with_help("Save it again with --save.")
+            .with_inner(vec![e])
+            .with_code("nuaws::bench::bad_baseline"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str) -> Spanned<String> {
+        Spanned {
+            item: name.to_string(),
+            span: Span::test_data(),
+        }
+    }
+
+    #[test]
+    fn names_are_plain_file_names() {
+        for good in ["a", "list-instances", "s3_ls.v2", "A9"] {
+            assert!(check_name(&named(good)).is_ok(), "{good}");
+        }
+        for bad in ["", ".hidden", "a/b", "../x", "sp ace", &"x".repeat(101)] {
+            assert!(check_name(&named(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn save_load_and_list() {
+        let tmp = std::env::temp_dir().join(format!("nuaws-baseline-{}", std::process::id()));
+        let dir = tmp.join("bench");
+        let engine_state = EngineState::new();
+        let value = Value::test_record(record! {
+            "p50" => Value::test_duration(1_000_000),
+            "iterations" => Value::test_int(10),
+        });
+        assert!(known(&dir).is_empty());
+        save(&engine_state, &dir, &named("one"), &value).unwrap();
+        save(&engine_state, &dir, &named("two"), &value).unwrap();
+        assert_eq!(known(&dir), ["one", "two"]);
+        let back = load(&dir, &named("one")).unwrap();
+        assert_eq!(
+            back.get_data_by_key("p50")
+                .and_then(|v| v.as_duration().ok()),
+            Some(1_000_000)
+        );
+        match load(&dir, &named("three")) {
+            Err(ShellError::Generic(e)) => assert!(e.help.unwrap_or_default().contains("one, two")),
+            other => panic!("{other:?}"),
+        }
+        fs::write(dir.join("bad.nuon"), "{p50: ").unwrap();
+        assert!(load(&dir, &named("bad")).is_err());
+        let _ = fs::remove_dir_all(&tmp);
+    }
+}
