@@ -5,7 +5,7 @@
 #
 # Usage: benches/compare.sh [--release] [--runs N]
 #   --release   measure target/release/nuaws (build it first: cargo build --release; slow)
-# Needs: hyperfine and the AWS CLI v2 (Debian: apt-get install hyperfine awscli), or set AWS_CLI.
+# Needs: hyperfine, GNU time and the AWS CLI v2 (installed with apt-get if missing), or set AWS_CLI.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -27,6 +27,14 @@ fi
 nuaws="$target/$profile/nuaws"
 test_server="$target/$profile/nuaws-test-server"
 aws_cli="${AWS_CLI:-/usr/bin/aws}"
+# On a fresh Debian machine, install what it compares against (as scripts/test installs tmux).
+if ! command -v hyperfine >/dev/null || [[ ! -x "$aws_cli" ]] || [[ ! -x /usr/bin/time ]]; then
+    if [[ $(id -u) -eq 0 ]]; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine awscli time) >&2
+    else
+        sudo -n apt-get install -y -qq hyperfine awscli time >&2
+    fi
+fi
 for tool in hyperfine "$aws_cli" "$nuaws"; do
     command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 2; }
 done

@@ -566,39 +566,3 @@ async fn survives_broken_clients_and_a_dead_upstream() {
     let proxy = FaultProxy::start(&upstream.endpoint(), FaultConfig::default()).unwrap();
     assert!(proxy.set_config(FaultConfig::reset_rate(-0.1)).is_err());
 }
-
-/// Not a test: requests per second through a fault-free proxy, against the upstream alone
-/// (run with --ignored --nocapture; numbers from a debug build).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "measurement"]
-async fn measure_throughput() {
-    let upstream = EchoUpstream::start();
-    let proxy = FaultProxy::start(&upstream.endpoint(), FaultConfig::default()).unwrap();
-    for (name, endpoint) in [
-        ("upstream alone", upstream.endpoint()),
-        ("through the proxy", proxy.endpoint()),
-    ] {
-        let client = http_client();
-        let deadline = Instant::now() + Duration::from_secs(3);
-        let workers: Vec<_> = (0..32)
-            .map(|_| {
-                let client = client.clone();
-                let url = format!("{endpoint}/bucket/key");
-                tokio::spawn(async move {
-                    let mut done = 0u64;
-                    while Instant::now() < deadline {
-                        get(&client, &url).await.unwrap();
-                        done += 1;
-                    }
-                    done
-                })
-            })
-            .collect();
-        let mut total = 0;
-        for worker in workers {
-            total += worker.await.unwrap();
-        }
-        println!("{name}: {} requests/s with 32 concurrent clients", total / 3);
-    }
-    println!("proxy stats: {:?}", proxy.stats());
-}

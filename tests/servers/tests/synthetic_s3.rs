@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
@@ -362,33 +362,4 @@ async fn the_aws_sdk_retries_the_proxys_throttling_and_errors() {
             .await
             .is_ok()
     );
-}
-
-/// Not a test: how long the SDK takes to list a million generated keys (run with --ignored --nocapture).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "measurement"]
-async fn measure_sdk_listing_a_million_keys() {
-    let server = SyntheticS3::start("bench", 1_000_000).unwrap();
-    let client = sdk_client(&server.endpoint());
-    let started = Instant::now();
-    let objects = sdk_list_all(&client, None).await;
-    assert_eq!(objects.len(), 1_000_000);
-    println!(
-        "SDK listed 1,000,000 keys in {:?} ({} requests)",
-        started.elapsed(),
-        server.requests()
-    );
-    let http = http_client();
-    let started = Instant::now();
-    let mut token = String::new();
-    let mut pages = 0;
-    loop {
-        let page = list(&http, &server, &token).await;
-        pages += 1;
-        match xml_values(&page, "NextContinuationToken").first() {
-            Some(next) => token = format!("&continuation-token={next}"),
-            None => break,
-        }
-    }
-    println!("plain HTTP fetched {pages} pages in {:?}", started.elapsed());
 }
