@@ -234,19 +234,20 @@ impl DiskCache {
     /// any transaction. Entries whose key cannot be read are removed too (they could never be
     /// served) but not counted. Records are not entries: `pred` never sees them.
     pub fn remove_matching(&self, pred: &dyn Fn(&str) -> bool) -> usize {
+        self.remove_listed(|listing| (matching_digests(&listing.entries, pred), listing.unreadable.clone()))
+    }
+
+    /// Deletes, in one write, the digests `pick` chooses from a listing of the store, and the
+    /// raw keys it adds; returns how many of the digests were there to delete.
+    fn remove_listed(&self, pick: impl Fn(&Listing) -> (Vec<Digest>, Vec<Vec<u8>>)) -> usize {
         let Some(shared) = self.shared.as_ref() else {
             return 0;
         };
         let Some(listing) = shared.run(|h| h.list()) else {
             return 0;
         };
-        let matching: Vec<Digest> = listing
-            .entries
-            .iter()
-            .filter(|(_, key)| pred(key))
-            .map(|(digest, _)| *digest)
-            .collect();
-        if matching.is_empty() && listing.unreadable.is_empty() {
+        let (matching, raw) = pick(&listing);
+        if matching.is_empty() && raw.is_empty() {
             return 0;
         }
         shared
@@ -258,7 +259,7 @@ impl DiskCache {
                         removed += 1;
                     }
                 }
-                for key in &listing.unreadable {
+                for key in &raw {
                     h.db.delete(&mut wtxn, key)?;
                 }
                 wtxn.commit()?;
@@ -320,34 +321,7 @@ impl DiskCache {
 
     /// Removes the records whose key satisfies `pred`; returns how many.
     pub fn remove_records(&self, pred: &dyn Fn(&str) -> bool) -> usize {
-        let Some(shared) = self.shared.as_ref() else {
-            return 0;
-        };
-        let Some(listing) = shared.run(|h| h.list()) else {
-            return 0;
-        };
-        let matching: Vec<Digest> = listing
-            .records
-            .iter()
-            .filter(|(_, key)| pred(key))
-            .map(|(digest, _)| *digest)
-            .collect();
-        if matching.is_empty() {
-            return 0;
-        }
-        shared
-            .run(|h| {
-                let mut wtxn = h.env.write_txn()?;
-                let mut removed = 0;
-                for digest in &matching {
-                    if h.db.delete(&mut wtxn, digest.as_slice())? {
-                        removed += 1;
-                    }
-                }
-                wtxn.commit()?;
-                Ok(removed)
-            })
-            .unwrap_or(0)
+        self.remove_listed(|listing| (matching_digests(&listing.records, pred), Vec::new()))
     }
 
     /// Replaces the value under `key` by `change(current)` (`None`: remove it), atomically
@@ -916,6 +890,11 @@ fn check_and_open_db(env: Env<WithoutTls>, layout: &Path) -> Result<Handle, Open
 /// Keys found by a scan: readable ones with their digest (cached results and records apart),
 /// and the LMDB keys of values that cannot be an entry (bad header, or a key that does not hash
 /// to where it is stored).
+/// The digests of the listed keys that satisfy `pred`.
+fn matching_digests(listed: &[(Digest, String)], pred: &dyn Fn(&str) -> bool) -> Vec<Digest> {
+    listed.iter().filter(|(_, key)| pred(key)).map(|(digest, _)| *digest).collect()
+}
+
 struct Listing {
     entries: Vec<(Digest, String)>,
     records: Vec<(Digest, String)>,
