@@ -7,17 +7,22 @@
 //! is busy. The slowest listing never delays the others: `first 5` takes whatever comes first.
 //! Dropping a [`Merged`] aborts every listing still running.
 //!
-//! Not here: retries, throttling feedback or anything adaptive (that is the request engine's
-//! job); this is plain tokio concurrency on the shared runtime.
+//! The limit is the request engine's [`AdaptiveLimiter`]: throttling and timeouts cut it, as for
+//! bulk jobs, and successes let it grow back, up to the bound given. Latency is not judged: the
+//! requests go to regions near and far.
+//!
+//! Not here: retries (the SDK's standard retry mode covers these few requests) or item-level
+//! results (that is [`crate::engine::BulkJob`]).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::cache::RowFeed;
+use crate::engine::{AdaptiveLimiter, LimiterSettings, Signal, signal_of};
 use crate::error::AwsError;
 use crate::pagination::PageStream;
 use crate::row::Row;
@@ -27,22 +32,31 @@ use crate::runtime::runtime;
 /// latency, few enough not to trip the service's rate limits.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
-/// A shared bound on the requests in flight: each request runs holding one permit.
+/// A shared, adaptive bound on the requests in flight: each request runs holding a permit of
+/// the engine's limiter and reports how it went.
 #[derive(Clone, Debug)]
-pub struct RequestLimit(Arc<Semaphore>);
+pub struct RequestLimit(Arc<AdaptiveLimiter>);
 
 impl RequestLimit {
-    /// At most `permits` requests at once (at least one).
+    /// At most `permits` requests at once (at least one); fewer while the service is slow or
+    /// throttles.
     pub fn new(permits: usize) -> Self {
-        Self(Arc::new(Semaphore::new(permits.max(1))))
+        let max = permits.max(1);
+        Self(AdaptiveLimiter::new(LimiterSettings { min: 1, max, initial: max }))
     }
 
     /// Runs `request` once a permit is free, holding it until the request completes.
-    pub async fn run<F: Future>(&self, request: F) -> F::Output {
-        // The semaphore is never closed, so acquiring cannot fail; were it closed, running
-        // unbounded is better than not running.
-        let _permit = self.0.acquire().await.ok();
-        request.await
+    pub async fn run<T>(&self, request: impl Future<Output = Result<T, AwsError>>) -> Result<T, AwsError> {
+        let permit = self.0.acquire().await;
+        let result = request.await;
+        // These requests may go to regions near and far: their latencies are not comparable,
+        // so only throttling and timeouts count against the limit.
+        let signal = match signal_of(&result, std::time::Duration::ZERO) {
+            Signal::Answered(_) => Signal::Succeeded,
+            other => other,
+        };
+        permit.finish(signal);
+        result
     }
 }
 
@@ -356,6 +370,7 @@ mod tests {
                             most.fetch_max(now, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(10)).await;
                             in_flight.fetch_sub(1, Ordering::SeqCst);
+                            Ok(())
                         })
                         .await
                 });

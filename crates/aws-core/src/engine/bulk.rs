@@ -131,6 +131,11 @@ pub struct JobSummary {
     pub floor: Option<Duration>,
 }
 
+/// What a finished request says about congestion, for a limiter.
+pub fn signal_of<T>(result: &Result<T, AwsError>, latency: Duration) -> Signal {
+    classify(result, latency).0
+}
+
 /// How a finished request counts: retry it, and what it says about congestion.
 fn classify<T>(result: &Result<T, AwsError>, latency: Duration) -> (Signal, bool) {
     match result {

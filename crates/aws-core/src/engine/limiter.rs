@@ -67,6 +67,9 @@ pub enum Signal {
     Throttled,
     /// The request or connection timed out.
     TimedOut,
+    /// An answer whose latency says nothing (requests to several regions share the limit, and
+    /// a far region is slow, not congested): it may grow the limit, never cut it.
+    Succeeded,
     /// No evidence either way (cancelled, or a local failure).
     Ignored,
 }
@@ -232,6 +235,10 @@ impl AdaptiveLimiter {
                     s.limit = self.settings.clamp(s.limit + step);
                 }
             }
+            Signal::Succeeded => {
+                let step = if s.slow_start { 1.0 } else { 1.0 / s.limit };
+                s.limit = self.settings.clamp(s.limit + step);
+            }
             Signal::Throttled | Signal::TimedOut => {
                 if current {
                     self.cut(&mut s, THROTTLE_CUT);
@@ -359,6 +366,18 @@ mod tests {
         round_trips(&l, 1, |_| Signal::Answered(MS));
         round_trips(&l, 4, |i| Signal::Answered(MS * (1 + (i % 4) as u32)));
         assert_eq!(l.stats().cuts, 0);
+    }
+
+    #[test]
+    fn unjudged_successes_grow_and_never_cut() {
+        let l = limiter(1, 16, 4);
+        round_trips(&l, 1, |_| Signal::Answered(10 * MS));
+        // Answers ten times slower, but unjudged: no cut.
+        round_trips(&l, 3, |_| Signal::Succeeded);
+        assert_eq!(l.stats().cuts, 0);
+        assert_eq!(l.limit(), 16);
+        round_trips(&l, 1, |_| Signal::Throttled);
+        assert_eq!(l.limit(), 8);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-pub use bulk::{BulkJob, BulkNext, FailureMode, JobProgress, JobSettings, JobSummary, Outcome, Request};
+pub use bulk::{BulkJob, BulkNext, FailureMode, JobProgress, JobSettings, JobSummary, Outcome, Request, signal_of};
 pub use dedup::Dedup;
 pub use limiter::{AdaptiveLimiter, LimiterSettings, LimiterStats, Permit, Signal};
 
