@@ -663,8 +663,12 @@ mod tests {
             })
         });
         let out = drain(&mut job);
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].index, 3);
+        // Quick items may finish before the failing one is scheduled; the failure is the last
+        // answer whenever it comes, and nothing follows it.
+        let (last, before_it) = out.split_last().expect("at least the failure");
+        assert_eq!(last.index, 3);
+        assert!(last.result.is_err());
+        assert!(before_it.iter().all(|o| o.result.is_ok() && o.index >= 8), "{before_it:?}");
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(job.in_flight(), 0, "nothing is left running");
         assert_eq!(limiter.stats().in_flight, 0);
