@@ -135,6 +135,12 @@ fn writes_invalidate_what_they_make_stale() {
     s.nuaws("aws s3 rm s3://inval/fresh.txt | ignore");
     assert_eq!(s.nuaws(count), "3");
     assert_eq!(s.requests("ListObjectsV2"), lists + 2);
+    // A copy into a sub-prefix makes the bucket's listing and the sub-prefix's stale.
+    let sub = "aws s3 ls s3://inval/copied/ -R | length";
+    assert_eq!(s.nuaws(sub), "0");
+    s.nuaws("aws s3 cp -R s3://inval/data/ s3://inval/copied/ | ignore");
+    assert_eq!(s.nuaws(sub), "3", "the sub-prefix listing shows the copies");
+    assert_eq!(s.nuaws(count), "6", "the bucket listing shows them too");
 
     let running = "aws ec2 instances | where state == running | length";
     let before: usize = s.nuaws(running).parse().unwrap();

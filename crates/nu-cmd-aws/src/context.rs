@@ -473,6 +473,12 @@ impl CallSession {
         aws_core::engine::Engine::global().forget_finished();
     }
 
+    /// As [`CallSession::objects_written`], for writes anywhere below `prefix`.
+    pub fn objects_written_below(&self, bucket: &str, prefix: &str) {
+        self.cache.invalidate(&stale_after_writes_below(bucket, prefix));
+        aws_core::engine::Engine::global().forget_finished();
+    }
+
     fn record(&self, key: Option<String>, tier: Tier, fetched_at: SystemTime) {
         if self.quiet {
             return;
@@ -526,8 +532,19 @@ pub(crate) fn value_span(engine_state: &EngineState, value: Spanned<String>) -> 
 /// Entries writes to keys of `bucket` make stale: listings of the bucket whose prefix one of the
 /// keys falls under, and the keys' own metadata.
 pub fn stale_after_object_writes(bucket: &str, keys: &[String]) -> impl Fn(&str) -> bool + use<> {
+    stale_after_writes(bucket, keys.to_vec(), false)
+}
+
+/// Entries writes to any keys below `prefix` make stale: [`stale_after_object_writes`] for every
+/// key that starts with it, known in advance (a recursive copy), so one invalidation covers a
+/// whole job instead of one per object.
+pub fn stale_after_writes_below(bucket: &str, prefix: &str) -> impl Fn(&str) -> bool + use<> {
+    stale_after_writes(bucket, vec![prefix.to_string()], true)
+}
+
+/// `keys` written, or with `below`, anything under them.
+fn stale_after_writes(bucket: &str, keys: Vec<String>, below: bool) -> impl Fn(&str) -> bool + use<> {
     let bucket = bucket.to_string();
-    let keys = keys.to_vec();
     move |cached: &str| {
         let Some(parts) = aws_core::cache::key_parts(cached) else {
             return false;
@@ -537,8 +554,8 @@ pub fn stale_after_object_writes(bucket: &str, keys: &[String]) -> impl Fn(&str)
         };
         parts.service == "s3"
             && match parts.operation {
-                "ListObjectsV2" => keys.iter().any(|k| k.starts_with(rest)),
-                "HeadObject" => keys.iter().any(|k| k == rest),
+                "ListObjectsV2" => keys.iter().any(|k| k.starts_with(rest) || (below && rest.starts_with(k.as_str()))),
+                "HeadObject" => keys.iter().any(|k| k == rest || (below && rest.starts_with(k.as_str()))),
                 _ => false,
             }
     }
@@ -577,6 +594,18 @@ mod tests {
         assert!(!stale(&key("s3", "HeadObject", "us-east-1", "b1/logs/2024/y.txt")));
         assert!(!stale(&key("s3", "ListBuckets", "us-east-1", "")));
         assert!(!stale(&key("ec2", "DescribeInstances", "us-east-1", "")));
+    }
+
+    #[test]
+    fn writes_below_a_prefix_invalidate_its_listings_above_and_below_and_its_metadata() {
+        let stale = stale_after_writes_below("b1", "up/");
+        assert!(stale(&key("s3", "ListObjectsV2", "us-east-1", "b1/")));
+        assert!(stale(&key("s3", "ListObjectsV2", "us-east-1", "b1/up/")));
+        assert!(stale(&key("s3", "ListObjectsV2", "us-east-1", "b1/up/nested/")));
+        assert!(stale(&key("s3", "HeadObject", "us-east-1", "b1/up/nested/f.txt")));
+        assert!(!stale(&key("s3", "ListObjectsV2", "us-east-1", "b1/down/")));
+        assert!(!stale(&key("s3", "HeadObject", "us-east-1", "b1/upper.txt")));
+        assert!(!stale(&key("s3", "ListObjectsV2", "us-east-1", "b2/up/")));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! the native subcommands; with arguments (a subcommand nuaws does not implement natively, such
 //! as `aws s3 sync` or `aws iam list-users`) they run the installed AWS CLI with the same
 //! arguments, through Nushell's own `run-external`, so nothing is lost by switching shells.
+//! Groups of nuaws's own (`aws cache`, `aws tags`, ...) have no AWS CLI counterpart: they only
+//! show their help ([`help_group!`]).
 
 use nu_engine::{command_prelude::*, eval_call, get_full_help};
 use nu_protocol::ast::{self, Expr, Expression};
@@ -163,3 +165,49 @@ macro_rules! group_command {
 }
 
 pub(crate) use group_command;
+
+/// A group of nuaws's own (no AWS CLI counterpart): running it shows its help.
+macro_rules! help_group {
+    ($ty:ident, $name:literal, $description:literal, $extra:literal) => {
+        #[derive(Clone)]
+        pub struct $ty;
+
+        impl nu_engine::command_prelude::Command for $ty {
+            fn name(&self) -> &str {
+                $name
+            }
+
+            fn signature(&self) -> nu_engine::command_prelude::Signature {
+                nu_engine::command_prelude::Signature::build(self.name())
+                    .input_output_types(vec![(
+                        nu_engine::command_prelude::Type::Nothing,
+                        nu_engine::command_prelude::Type::String,
+                    )])
+                    .category(nu_engine::command_prelude::Category::Custom("aws".into()))
+            }
+
+            fn description(&self) -> &str {
+                $description
+            }
+
+            fn extra_description(&self) -> &str {
+                $extra
+            }
+
+            fn run(
+                &self,
+                engine_state: &nu_engine::command_prelude::EngineState,
+                stack: &mut nu_engine::command_prelude::Stack,
+                call: &nu_engine::command_prelude::Call,
+                _input: nu_engine::command_prelude::PipelineData,
+            ) -> Result<nu_engine::command_prelude::PipelineData, nu_engine::command_prelude::ShellError> {
+                let help = nu_engine::get_full_help(self, engine_state, stack, call.head);
+                Ok(nu_engine::command_prelude::IntoPipelineData::into_pipeline_data(
+                    nu_engine::command_prelude::Value::string(help, call.head),
+                ))
+            }
+        }
+    };
+}
+
+pub(crate) use help_group;

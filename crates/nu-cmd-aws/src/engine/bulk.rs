@@ -178,6 +178,8 @@ pub struct BulkValues<I, T> {
     signals: Signals,
     span: Span,
     progress: Option<ProgressLine>,
+    /// Run once when the job ends, however it ends.
+    on_end: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl<I: Send + 'static, T: Send + 'static> BulkValues<I, T> {
@@ -204,7 +206,14 @@ impl<I: Send + 'static, T: Send + 'static> BulkValues<I, T> {
             signals,
             span,
             progress,
+            on_end: None,
         }
+    }
+
+    /// Runs `f` when the job ends, however it ends (done, failed fast, cut short, Ctrl-C).
+    pub fn on_end(mut self, f: impl FnOnce() + Send + 'static) -> Self {
+        self.on_end = Some(Box::new(f));
+        self
     }
 
     pub fn into_pipeline_data(self) -> PipelineData {
@@ -217,6 +226,9 @@ impl<I, T> Drop for BulkValues<I, T> {
     fn drop(&mut self) {
         // However the job ended (done, failed fast, cut short by `first`, Ctrl-C), say what it did.
         Engine::global().record(&self.lane, self.job.summary());
+        if let Some(on_end) = self.on_end.take() {
+            on_end();
+        }
     }
 }
 

@@ -94,6 +94,12 @@ impl Command for S3Cp {
         let to = Location::parse(&destination, &cwd)?;
         let cs = Arc::new(CallSession::resolve(&self.ctx, engine_state, stack, call)?);
 
+        // Every key this copy writes starts with the destination's key: one invalidation before
+        // the job and one after it cover them all.
+        let written = match &to {
+            Location::S3(url) => Some(url.clone()),
+            Location::Local(_) => None,
+        };
         let transfers: Box<dyn Iterator<Item = Result<Transfer, ShellError>> + Send> = match (from, to) {
             (Location::Local(_), Location::Local(_)) => {
                 return Err(ShellError::Generic(
@@ -107,26 +113,24 @@ impl Command for S3Cp {
         };
 
         let client = cs.session.s3_single_attempt().clone();
-        let request = {
-            let cs = cs.clone();
-            move |transfer: Result<Transfer, ShellError>| {
-                let transfer = match transfer {
-                    Ok(transfer) => transfer,
-                    Err(err) => return Request::Ready(Err(local_rejection(err))),
-                };
-                let client = client.clone();
-                if let Some(url) = transfer.written_object() {
-                    cs.objects_written(&url.bucket, std::slice::from_ref(&url.key));
+        let request = move |transfer: Result<Transfer, ShellError>| {
+            let transfer = match transfer {
+                Ok(transfer) => transfer,
+                Err(err) => return Request::Ready(Err(local_rejection(err))),
+            };
+            let client = client.clone();
+            Request::Send(async move {
+                match transfer {
+                    Transfer::Upload { from, to } => upload_file(client, from, to, force).await,
+                    Transfer::Download { from, to } => download_object(client, from, to, force).await,
+                    Transfer::Copy { from, to } => copy_object(client, from, to).await,
                 }
-                Request::Send(async move {
-                    match transfer {
-                        Transfer::Upload { from, to } => upload_file(client, from, to, force).await,
-                        Transfer::Download { from, to } => download_object(client, from, to, force).await,
-                        Transfer::Copy { from, to } => copy_object(client, from, to).await,
-                    }
-                })
-            }
+            })
         };
+        if let Some(url) = &written {
+            cs.objects_written_below(&url.bucket, &url.key);
+        }
+        let end_cs = cs.clone();
         let lane = Lane::of(&cs.session, "s3");
         let job = Engine::global().run(&lane, &settings, transfers, request);
         let fail_fast = settings.job.mode == FailureMode::FailFast;
@@ -135,9 +139,6 @@ impl Command for S3Cp {
                 Ok(transfer) => transfer,
                 Err(err) => return vec![Value::error(err, head)],
             };
-            if let Some(url) = transfer.written_object() {
-                cs.objects_written(&url.bucket, std::slice::from_ref(&url.key));
-            }
             vec![match outcome.result {
                 Ok(row) => crate::engine::bulk::with_no_error(row_to_value(row, head)),
                 Err(err) if fail_fast => Value::error(to_shell_error(err, &cs.spans_for(source.span)), head),
@@ -156,6 +157,10 @@ impl Command for S3Cp {
                 }
             }]
         });
+        let values = match written {
+            Some(url) => values.on_end(move || end_cs.objects_written_below(&url.bucket, &url.key)),
+            None => values,
+        };
         Ok(values.into_pipeline_data())
     }
 }
@@ -191,14 +196,6 @@ enum Transfer {
 }
 
 impl Transfer {
-    /// The S3 object this transfer writes, if any (its cached listings become stale).
-    fn written_object(&self) -> Option<&S3Url> {
-        match self {
-            Transfer::Upload { to, .. } | Transfer::Copy { to, .. } => Some(to),
-            Transfer::Download { .. } => None,
-        }
-    }
-
     fn ends(&self) -> (String, String) {
         match self {
             Transfer::Upload { from, to } => (from.display().to_string(), to.to_string()),

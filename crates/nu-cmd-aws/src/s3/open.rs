@@ -121,29 +121,7 @@ impl Command for S3Open {
         if raw {
             return Ok(data);
         }
-        let Some((converter, ext)) = converter_for(engine_state, &url.key) else {
-            return Ok(data);
-        };
-        let decode = ast::Call {
-            decl_id: converter,
-            head: call.head,
-            arguments: vec![],
-            parser_info: HashMap::new(),
-        };
-        eval_call::<WithoutDebug>(engine_state, stack, &decode, data).map_err(|inner| {
-            ShellError::Generic(
-                GenericError::new(
-                    format!("Error while parsing as {ext}"),
-                    format!("could not parse `{}` with `from {ext}`", arg.item),
-                    arg.span,
-                )
-                .with_help(format!(
-                    "See `help from {ext}`, or read the bytes with `aws s3 open --raw {}`.",
-                    arg.item
-                ))
-                .with_inner([inner]),
-            )
-        })
+        decode_by_extension(engine_state, stack, &arg.item, data, call.head, arg.span)
     }
 }
 
@@ -183,7 +161,7 @@ impl S3Open {
             };
             // The failure as the command's error (fail-fast) and as an error row's text.
             let content = match outcome.result {
-                Ok((bytes, _content_type)) => decode(&engine_state, &mut stack, &name, bytes, raw, head).map_err(|err| {
+                Ok((bytes, _content_type)) => decode(&engine_state, &mut stack, &name, bytes, raw, head, span).map_err(|err| {
                     let text = err.to_string();
                     (err, text)
                 }),
@@ -211,7 +189,15 @@ impl S3Open {
 
 /// An object's bytes as a value: decoded by its key's extension unless `raw`, else text when it
 /// is UTF-8, else binary.
-fn decode(engine_state: &EngineState, stack: &mut Stack, name: &str, bytes: aws_core::s3::transfer::Bytes, raw: bool, head: Span) -> Result<Value, ShellError> {
+fn decode(
+    engine_state: &EngineState,
+    stack: &mut Stack,
+    name: &str,
+    bytes: aws_core::s3::transfer::Bytes,
+    raw: bool,
+    head: Span,
+    span: Span,
+) -> Result<Value, ShellError> {
     if raw {
         return Ok(Value::binary(bytes.to_vec(), head));
     }
@@ -219,8 +205,21 @@ fn decode(engine_state: &EngineState, stack: &mut Stack, name: &str, bytes: aws_
         Ok(text) => Value::string(text, head),
         Err(not_text) => return Ok(Value::binary(not_text.into_bytes(), head)),
     };
+    decode_by_extension(engine_state, stack, name, PipelineData::value(value, None), head, span)?.into_value(head)
+}
+
+/// `data` decoded with the `from <ext>` command of `name`'s extension, as `open` does (as it is
+/// when there is none). A failure points at `span`, the object's URL.
+fn decode_by_extension(
+    engine_state: &EngineState,
+    stack: &mut Stack,
+    name: &str,
+    data: PipelineData,
+    head: Span,
+    span: Span,
+) -> Result<PipelineData, ShellError> {
     let Some((converter, ext)) = converter_for(engine_state, name) else {
-        return Ok(value);
+        return Ok(data);
     };
     let call = ast::Call {
         decl_id: converter,
@@ -228,15 +227,13 @@ fn decode(engine_state: &EngineState, stack: &mut Stack, name: &str, bytes: aws_
         arguments: vec![],
         parser_info: HashMap::new(),
     };
-    eval_call::<WithoutDebug>(engine_state, stack, &call, PipelineData::value(value, None))
-        .and_then(|data| data.into_value(head))
-        .map_err(|inner| {
-            ShellError::Generic(
-                GenericError::new(format!("Error while parsing as {ext}"), format!("could not parse `{name}` with `from {ext}`"), head)
-                    .with_help("Read the bytes with --raw.")
-                    .with_inner([inner]),
-            )
-        })
+    eval_call::<WithoutDebug>(engine_state, stack, &call, data).map_err(|inner| {
+        ShellError::Generic(
+            GenericError::new(format!("Error while parsing as {ext}"), format!("could not parse `{name}` with `from {ext}`"), span)
+                .with_help(format!("See `help from {ext}`, or read the bytes with `aws s3 open --raw {name}`."))
+                .with_inner([inner]),
+        )
+    })
 }
 
 /// The `from <ext>` command for a key, trying the longest extension first (`a.tar.gz`: `tar.gz`,
