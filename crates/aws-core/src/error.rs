@@ -34,6 +34,9 @@ pub enum ErrorKind {
     Interrupted,
     /// A local file could not be read or written (or exists and may not be replaced).
     Local,
+    /// S3 keeps refusing a bucket's requests for their region (a redirect loop), or a region
+    /// name is not one AWS has.
+    WrongRegion,
     /// Any other service error.
     Service,
 }
@@ -50,6 +53,9 @@ pub struct AwsError {
     pub message: String,
     /// The HTTP status of the failing response, when there was one.
     pub status: Option<u16>,
+    /// What an S3 answer said about the region of the bucket it was asked about, when it refused
+    /// the request for being sent to the wrong region (see [`WrongRegion`]).
+    pub wrong_region: Option<WrongRegion>,
     source: Option<std::sync::Arc<dyn StdError + Send + Sync>>,
 }
 
@@ -90,6 +96,7 @@ impl AwsError {
             code: None,
             message: message.into(),
             status: None,
+            wrong_region: None,
             source: None,
         }
     }
@@ -119,6 +126,11 @@ impl AwsError {
                 e.err().message().map(str::to_string),
             ),
             _ => (None, None),
+        };
+        let wrong_region = match &err {
+            SdkError::ServiceError(e) => WrongRegion::of(e.raw(), code.as_deref()),
+            SdkError::ResponseError(e) => WrongRegion::of(e.raw(), code.as_deref()),
+            _ => None,
         };
         let chain = error_chain_text(&err);
         let kind = match &err {
@@ -151,6 +163,7 @@ impl AwsError {
             code,
             message,
             status,
+            wrong_region,
             source: Some(std::sync::Arc::new(err)),
         }
     }
@@ -175,6 +188,7 @@ impl AwsError {
             ErrorKind::Interrupted => "The operation was interrupted.".into(),
             ErrorKind::Local if self.code.as_deref() == Some("FileExists") => "Pass --force to replace existing files, or choose another destination.".into(),
             ErrorKind::Local => "Check the local path: that it exists, and that you may read or write it.".into(),
+            ErrorKind::WrongRegion => "The endpoint redirects this bucket's requests in a circle. Check --endpoint-url / $env.AWS_ENDPOINT_URL (a proxy or S3-compatible server may be misconfigured), or pass the bucket's own region with --region.".into(),
             ErrorKind::Service => "The service rejected the request; the message above is its own.".into(),
         }
     }
@@ -195,6 +209,74 @@ impl StdError for AwsError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         self.source.as_deref().map(|e| e as &(dyn StdError + 'static))
     }
+}
+
+/// S3's ways of saying "this bucket is not in the region you asked", and the region it names.
+///
+/// - `301 PermanentRedirect` from a regional endpoint: the region in the `x-amz-bucket-region`
+///   header, and in the body's `<Endpoint>bucket.s3.REGION.amazonaws.com</Endpoint>`; a HEAD
+///   request gets the status and the header but no body (so no error code either).
+/// - `400 AuthorizationHeaderMalformed` from the global endpoint, signed for the wrong region:
+///   the expected region in the body's `<Region>`.
+/// - `400 IllegalLocationConstraintException` between an opt-in region and a standard one: no
+///   region at all; the caller has to ask (HeadBucket answers with the header from any region).
+/// - `307 TemporaryRedirect` (a bucket created moments ago): the header, when present.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrongRegion {
+    /// The region S3 named, if it named one.
+    pub region: Option<String>,
+}
+
+impl WrongRegion {
+    fn of(response: &HttpResponse, code: Option<&str>) -> Option<WrongRegion> {
+        let status = response.status().as_u16();
+        let header = response
+            .headers()
+            .get("x-amz-bucket-region")
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_string);
+        let body = response.body().bytes().map(String::from_utf8_lossy);
+        let element = |name: &str| body.as_deref().and_then(|b| xml_element(b, name)).map(str::to_string);
+        match (status, code) {
+            (_, Some("AuthorizationHeaderMalformed")) => Some(WrongRegion {
+                region: element("Region").or(header),
+            }),
+            (_, Some("IllegalLocationConstraintException")) => Some(WrongRegion { region: header }),
+            (301 | 307, _) | (_, Some("PermanentRedirect" | "TemporaryRedirect")) => Some(WrongRegion {
+                region: header.or_else(|| element("Endpoint").and_then(|e| endpoint_region(&e))),
+            }),
+            // A HEAD refused for its region has no body: only the status and the header say so.
+            (400, None) if header.is_some() => Some(WrongRegion { region: header }),
+            _ => None,
+        }
+    }
+}
+
+/// The text of the first `<name>...</name>` in an XML error body (S3's are flat and unescaped
+/// for the elements read here: region names and host names).
+fn xml_element<'a>(body: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = body.find(&open)? + open.len();
+    let end = body[start..].find(&format!("</{name}>"))? + start;
+    Some(body[start..end].trim()).filter(|t| !t.is_empty())
+}
+
+/// The region of an S3 endpoint host: `bucket.s3.eu-west-1.amazonaws.com`,
+/// `s3.dualstack.eu-west-1.amazonaws.com`, the legacy `bucket.s3-eu-west-1.amazonaws.com`;
+/// `None` for the global `s3.amazonaws.com` or anything else.
+fn endpoint_region(host: &str) -> Option<String> {
+    let labels: Vec<&str> = host.split('.').collect();
+    let s3 = labels.iter().position(|l| *l == "s3" || l.starts_with("s3-"))?;
+    let candidate = match labels[s3].strip_prefix("s3-") {
+        Some(region) => region,
+        None => {
+            let next = *labels.get(s3 + 1)?;
+            if next == "dualstack" { *labels.get(s3 + 2)? } else { next }
+        }
+    };
+    let looks_like_region = candidate.split('-').count() >= 3 && candidate.ends_with(|c: char| c.is_ascii_digit());
+    looks_like_region.then(|| candidate.to_string())
 }
 
 fn classify_code(code: Option<&str>, status: Option<u16>) -> ErrorKind {
@@ -265,6 +347,18 @@ mod tests {
         assert_eq!(classify_code(Some("AccessDenied"), Some(403)), ErrorKind::AccessDenied);
         assert_eq!(classify_code(None, Some(404)), ErrorKind::NotFound);
         assert_eq!(classify_code(None, Some(500)), ErrorKind::Service);
+    }
+
+    #[test]
+    fn endpoints_name_their_region() {
+        assert_eq!(endpoint_region("b.s3.eu-west-1.amazonaws.com").as_deref(), Some("eu-west-1"));
+        assert_eq!(endpoint_region("s3.dualstack.ap-southeast-2.amazonaws.com").as_deref(), Some("ap-southeast-2"));
+        assert_eq!(endpoint_region("b.s3-us-west-2.amazonaws.com").as_deref(), Some("us-west-2"));
+        assert_eq!(endpoint_region("b.s3.amazonaws.com"), None);
+        assert_eq!(endpoint_region("localhost"), None);
+        assert_eq!(xml_element("<Error><Region>eu-west-1</Region></Error>", "Region"), Some("eu-west-1"));
+        assert_eq!(xml_element("<Error><Region></Region></Error>", "Region"), None);
+        assert_eq!(xml_element("<Error></Error>", "Region"), None);
     }
 
     #[test]

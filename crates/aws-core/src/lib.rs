@@ -3,6 +3,7 @@
 //! - [`cache`]: memory LRU, then LMDB on disk, then the network: keys scoped by identity, a TTL
 //!   allowlist, get-or-fetch, listings recorded and replayed.
 //! - [`identity`]: the account and caller ARN of a session (STS), cached.
+//! - [`region`]: the region names AWS has, to refuse a typo before any request.
 //! - [`session`]: one session per (profile, region, endpoint, AWS environment), with its SDK
 //!   clients built once and shared (one HTTP connection pool per client).
 //! - [`runtime`]: the one tokio runtime of the process, and blocking entry points that a
@@ -33,6 +34,7 @@ pub mod fanout;
 pub mod identity;
 pub mod metrics;
 pub mod pagination;
+pub mod region;
 pub mod row;
 pub mod runtime;
 pub mod s3;

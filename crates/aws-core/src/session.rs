@@ -25,6 +25,7 @@ use aws_types::region::Region;
 use crate::error::{AwsError, ErrorKind};
 use crate::metrics::{Metrics, MetricsInterceptor};
 use crate::runtime::{Interrupt, block_on};
+use crate::s3::route::BucketRegions;
 
 /// The variables aws-config reads besides the `AWS_*` family: where the home directory is.
 const HOME_VARS: &[&str] = &["HOME", "USERPROFILE", "HOMEDRIVE", "HOMEPATH"];
@@ -122,6 +123,26 @@ impl Default for ClientSettings {
     }
 }
 
+/// How many attempts a client makes per request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Attempts {
+    /// The SDK's standard retries ([`ClientSettings::max_attempts`]).
+    Standard,
+    /// One: for the request engine, which retries itself.
+    Single,
+}
+
+/// How S3 requests name the bucket: `https://s3.region.amazonaws.com/bucket/key` (path) or
+/// `https://bucket.s3.region.amazonaws.com/key` (virtual). The AWS CLI's
+/// `s3 = addressing_style = ...` of the profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressingStyle {
+    /// Virtual on AWS, path with a custom endpoint (`bucket.localhost` rarely resolves).
+    Auto,
+    Path,
+    Virtual,
+}
+
 /// The SDK configuration and clients of one [`SessionSpec`].
 pub struct Session {
     pub spec: SessionSpec,
@@ -133,6 +154,11 @@ pub struct Session {
     /// throttle to adapt). Built from the same configuration, so it shares the HTTP client and
     /// its connection pool.
     s3_single_attempt: OnceLock<aws_sdk_s3::Client>,
+    /// S3 clients of other regions, for buckets that live there (see [`crate::s3::route`]).
+    s3_regional: Mutex<HashMap<(String, Attempts), aws_sdk_s3::Client>>,
+    /// Where the buckets are: shared by every session of the process.
+    bucket_regions: Arc<BucketRegions>,
+    addressing: AddressingStyle,
     ec2: OnceLock<aws_sdk_ec2::Client>,
     sts: OnceLock<aws_sdk_sts::Client>,
     /// Where the clients' requests are recorded.
@@ -193,8 +219,8 @@ impl Session {
     }
 
     /// The S3 client. Without a configured region S3 still works for global calls, so it falls
-    /// back to us-east-1 as the AWS CLI does. A custom endpoint (moto, MinIO, LocalStack) gets
-    /// path-style addressing, since `bucket.localhost` rarely resolves.
+    /// back to us-east-1 as the AWS CLI does. Requests about a bucket go through
+    /// [`crate::s3::route::BucketRouter`] instead, which picks the client of the bucket's region.
     pub fn s3(&self) -> &aws_sdk_s3::Client {
         self.s3.get_or_init(|| {
             let region = self.config.region().is_none().then(|| Region::from_static("us-east-1"));
@@ -202,27 +228,58 @@ impl Session {
         })
     }
 
+    /// The region S3 requests go to when nothing else is known: the session's, else us-east-1.
+    pub fn s3_region(&self) -> &str {
+        self.region().unwrap_or("us-east-1")
+    }
+
+    /// The S3 client of `region`, built once per region and kept; they all share the session's
+    /// HTTP connection pool and credentials.
+    pub fn s3_in(&self, region: &str, attempts: Attempts) -> aws_sdk_s3::Client {
+        if region == self.s3_region() {
+            return match attempts {
+                Attempts::Standard => self.s3().clone(),
+                Attempts::Single => self.s3_single_attempt().clone(),
+            };
+        }
+        let mut clients = self.s3_regional.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry((region.to_string(), attempts))
+            .or_insert_with(|| {
+                let client = self.s3_client(Some(Region::new(region.to_string())));
+                match attempts {
+                    Attempts::Standard => client,
+                    Attempts::Single => single_attempt(&client),
+                }
+            })
+            .clone()
+    }
+
+    /// The map of bucket regions this session routes by.
+    pub fn bucket_regions(&self) -> &Arc<BucketRegions> {
+        &self.bucket_regions
+    }
+
+    /// What a bucket's region is relative to: one endpoint (a local server's buckets are not
+    /// AWS's), or one AWS partition.
+    pub fn bucket_scope(&self) -> String {
+        match self.endpoint() {
+            Some(endpoint) => endpoint.to_string(),
+            None => partition_of(self.s3_region()).to_string(),
+        }
+    }
+
+    pub fn addressing_style(&self) -> AddressingStyle {
+        self.addressing
+    }
+
     /// The S3 client the request engine uses: no SDK retries (see the field's comment).
     pub fn s3_single_attempt(&self) -> &aws_sdk_s3::Client {
-        self.s3_single_attempt.get_or_init(|| {
-            let config = self.s3().config().to_builder().retry_config(RetryConfig::disabled()).build();
-            aws_sdk_s3::Client::from_conf(config)
-        })
+        self.s3_single_attempt.get_or_init(|| single_attempt(self.s3()))
     }
 
     pub fn id(&self) -> u64 {
         self.id
-    }
-
-    /// An S3 client of these credentials for requests a bucket of `region` must receive
-    /// (GetBucketTagging of a bucket elsewhere is refused with a redirect). The session's own
-    /// client when the region is the session's; else a new client, which the caller keeps for
-    /// the buckets of that region.
-    pub fn s3_in_region(&self, region: &str) -> aws_sdk_s3::Client {
-        if self.region() == Some(region) {
-            return self.s3().clone();
-        }
-        self.s3_client(Some(Region::new(region.to_string())))
     }
 
     fn s3_client(&self, region: Option<Region>) -> aws_sdk_s3::Client {
@@ -230,9 +287,12 @@ impl Session {
         if let Some(region) = region {
             builder = builder.region(region);
         }
-        if self.config.endpoint_url().is_some() {
-            builder = builder.force_path_style(true);
-        }
+        let path_style = match self.addressing {
+            AddressingStyle::Path => true,
+            AddressingStyle::Virtual => false,
+            AddressingStyle::Auto => self.config.endpoint_url().is_some(),
+        };
+        builder = builder.force_path_style(path_style);
         aws_sdk_s3::Client::from_conf(builder.interceptor(self.interceptor()).build())
     }
 
@@ -258,11 +318,39 @@ impl Session {
     }
 }
 
+/// The same client without the SDK's retries (it shares the HTTP client and its pool).
+fn single_attempt(client: &aws_sdk_s3::Client) -> aws_sdk_s3::Client {
+    let config = client.config().to_builder().retry_config(RetryConfig::disabled()).build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// The AWS partition a region belongs to.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-isof-") {
+        "aws-iso-f"
+    } else if region.starts_with("eu-isoe-") {
+        "aws-iso-e"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else if region.starts_with("eusc-") {
+        "aws-eusc"
+    } else {
+        "aws"
+    }
+}
+
 /// All sessions of the process, keyed by spec.
 pub struct Sessions {
     settings: ClientSettings,
     sessions: Mutex<HashMap<SessionSpec, Arc<Session>>>,
     metrics: Arc<Metrics>,
+    bucket_regions: Arc<BucketRegions>,
 }
 
 impl Default for Sessions {
@@ -277,7 +365,13 @@ impl Sessions {
             settings,
             sessions: Mutex::default(),
             metrics: Metrics::global().clone(),
+            bucket_regions: Arc::default(),
         }
+    }
+
+    /// Where the buckets of every session are.
+    pub fn bucket_regions(&self) -> &Arc<BucketRegions> {
+        &self.bucket_regions
     }
 
     /// Records the requests of sessions built from now on into `metrics` instead of
@@ -312,10 +406,14 @@ impl Sessions {
         }
         let env = spec.sdk_env();
         let settings = &self.settings;
-        let config = block_on(interrupt, async {
-            if let Some(profile) = &spec.profile {
-                check_profile_exists(&env, profile).await?;
-            }
+        let (config, addressing) = block_on(interrupt, async {
+            let addressing = match &spec.profile {
+                Some(profile) => check_profile_exists(&env, profile).await?,
+                // The default profile, if the files have one; their absence is no error here.
+                None => load_profiles(&env, None).await.ok().map_or(AddressingStyle::Auto, |set| {
+                    set.get_profile(set.selected_profile()).map_or(AddressingStyle::Auto, addressing_style)
+                }),
+            };
             let mut loader = aws_config::defaults(BehaviorVersion::latest())
                 .env(env.clone())
                 .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts))
@@ -335,7 +433,7 @@ impl Sessions {
             if let Some(endpoint) = &spec.endpoint {
                 loader = loader.endpoint_url(endpoint);
             }
-            Ok::<_, AwsError>(loader.load().await)
+            Ok::<_, AwsError>((loader.load().await, addressing))
         })
         .map_err(|_| AwsError::interrupted("loading AWS configuration"))??;
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -345,6 +443,9 @@ impl Sessions {
             config,
             s3: OnceLock::new(),
             s3_single_attempt: OnceLock::new(),
+            s3_regional: Mutex::default(),
+            bucket_regions: self.bucket_regions.clone(),
+            addressing,
             ec2: OnceLock::new(),
             sts: OnceLock::new(),
             metrics: self.metrics.clone(),
@@ -393,10 +494,27 @@ async fn load_profiles(
         })
 }
 
-async fn check_profile_exists(env: &Env, profile: &str) -> Result<(), AwsError> {
+/// The profile's `s3 = addressing_style = path|virtual|auto`, as the AWS CLI reads it (a
+/// nested section: its raw text is the sub-properties, one per line).
+fn addressing_style(profile: &aws_config::profile::Profile) -> AddressingStyle {
+    let style = profile.get("s3").and_then(|nested| {
+        nested.lines().find_map(|line| {
+            let (name, value) = line.split_once('=')?;
+            (name.trim() == "addressing_style").then(|| value.trim().to_ascii_lowercase())
+        })
+    });
+    match style.as_deref() {
+        Some("path") => AddressingStyle::Path,
+        Some("virtual") => AddressingStyle::Virtual,
+        _ => AddressingStyle::Auto,
+    }
+}
+
+/// Checks that `profile` exists, and reads what nuaws takes from it beyond aws-config.
+async fn check_profile_exists(env: &Env, profile: &str) -> Result<AddressingStyle, AwsError> {
     let set = load_profiles(env, Some(Cow::Owned(profile.to_string()))).await?;
-    if set.get_profile(profile).is_some() {
-        return Ok(());
+    if let Some(found) = set.get_profile(profile) {
+        return Ok(addressing_style(found));
     }
     let mut known: Vec<&str> = set.profiles().collect();
     known.sort();

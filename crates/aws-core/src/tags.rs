@@ -8,8 +8,8 @@
 //! resources the others gave. Not here: listing the buckets (the caller does, through its
 //! cache) or anything about the shell's flags.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
@@ -18,7 +18,7 @@ use crate::error::{AwsError, ErrorKind};
 use crate::fanout::{RequestLimit, in_region};
 use crate::row::{Field, Row};
 use crate::runtime::runtime;
-use crate::s3::{bucket_region, bucket_tags};
+use crate::s3::{BucketRouter, bucket_tags};
 use crate::session::Session;
 
 /// The EC2 resource types correlated, in the order a value's resources are shown.
@@ -105,12 +105,12 @@ pub async fn correlate(
     }
     if let Some(scope) = buckets {
         let limit = RequestLimit::new(BUCKET_CONCURRENCY);
-        let clients = Arc::new(RegionalClients::default());
+        let router = BucketRouter::new(&scope.session);
         let scope = Arc::new(scope);
         for bucket in scope.buckets.clone() {
-            let (query, limit, clients, scope) = (query.clone(), limit.clone(), clients.clone(), scope.clone());
+            let (query, limit, router, scope) = (query.clone(), limit.clone(), router.clone(), scope.clone());
             lookups.spawn_on(
-                async move { limit.run(tagged_bucket(&query, &scope, &clients, bucket)).await },
+                async move { limit.run(tagged_bucket(&query, &scope, &router, bucket)).await },
                 runtime().handle(),
             );
         }
@@ -131,40 +131,29 @@ pub async fn correlate(
     correlation
 }
 
-/// S3 clients by region, built once per correlation.
-#[derive(Default)]
-struct RegionalClients(Mutex<HashMap<String, aws_sdk_s3::Client>>);
-
-impl RegionalClients {
-    fn get(&self, session: &Session, region: &str) -> aws_sdk_s3::Client {
-        let mut clients = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry(region.to_string())
-            .or_insert_with(|| session.s3_in_region(region))
-            .clone()
-    }
-}
-
 /// The bucket as a resource if it carries the key (and lives in a region of the scope).
 async fn tagged_bucket(
     query: &TagQuery,
     scope: &BucketScope,
-    clients: &RegionalClients,
+    router: &BucketRouter,
     bucket: Bucket,
 ) -> Result<Vec<Tagged>, AwsError> {
     let named = |mut err: AwsError| {
         err.message = format!("bucket `{}`: {}", bucket.name, err.message);
         err
     };
+    // The same map of bucket regions as every other S3 request of the process.
     let region = match &bucket.region {
-        Some(region) => region.clone(),
-        None => bucket_region(scope.session.s3(), &bucket.name).await.map_err(named)?,
+        Some(region) => {
+            router.learn_listed(&bucket.name, region);
+            region.clone()
+        }
+        None => router.region_of(&bucket.name).await.map_err(named)?,
     };
     if scope.regions.as_ref().is_some_and(|wanted| !wanted.contains(&region)) {
         return Ok(Vec::new());
     }
-    let client = clients.get(&scope.session, &region);
-    let tags = bucket_tags(&client, &bucket.name).await.map_err(named)?;
+    let tags = bucket_tags(router, &bucket.name).await.map_err(named)?;
     let tag = |key: &str| tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
     let Some(value) = tag(&query.key) else {
         return Ok(Vec::new());

@@ -19,6 +19,7 @@ use aws_core::session::{Session, SessionSpec, Sessions};
 use aws_core::AwsError;
 use nu_engine::command_prelude::*;
 use nu_protocol::Signals;
+use nu_protocol::shell_error::generic::GenericError;
 
 use crate::errors::{ErrorSpans, to_shell_error};
 
@@ -301,6 +302,7 @@ impl CallSession {
             target: None,
         };
         let spec = args.spec(engine_state, stack);
+        check_spec_region(&spec, &args, engine_state, stack, call.head)?;
         let signals = engine_state.signals().clone();
         let check = {
             let signals = signals.clone();
@@ -315,7 +317,18 @@ impl CallSession {
             .sessions
             .get(&spec, &check)
             .map_err(|err| to_shell_error(err, &session_spans))?;
+        if spec.region.is_none() {
+            // The region came from the profile: no span of the shell's to point at.
+            if let Some(region) = session.region() {
+                check_region_name(region, session.endpoint().is_some(), call.head, "the profile's `region`")?;
+            }
+        }
         let cache = ctx.cache(engine_state, stack).clone();
+        // Bucket regions that cost a request to learn are kept on disk, unless the cache is off
+        // (then nothing of nuaws's touches the disk).
+        let store: Option<Arc<dyn aws_core::s3::RegionStore>> =
+            (!cache_off(engine_state, stack)).then(|| Arc::new(CachedRegions(cache.clone())) as _);
+        ctx.sessions.bucket_regions().set_store(store);
         // Problems the disk tier ran into (at open or since; it then runs without disk): each
         // said once, here in the foreground.
         for warning in cache.take_warnings() {
@@ -376,27 +389,20 @@ impl CallSession {
         })
     }
 
-    /// The key of a request made in this session, or `None` when it is not cached (not
-    /// cacheable, bypassed, or the identity cannot be resolved: then the request itself will say
-    /// what is wrong, and a cache problem never fails a command).
+    /// The key of a request made in this session, or `None` when it is not cached (see
+    /// [`EntryKeys::key`]).
     fn key(&self, service: &str, operation: &str, scope: String, params: Vec<(&str, String)>) -> Option<String> {
-        if self.freshness == Freshness::Bypass {
-            return None;
+        self.keys().key(service, operation, scope, params)
+    }
+
+    fn keys(&self) -> EntryKeys {
+        EntryKeys {
+            session: self.session.clone(),
+            cache: self.cache.clone(),
+            policy: self.policy.clone(),
+            freshness: self.freshness,
+            signals: self.signals.clone(),
         }
-        self.policy.ttl(service, operation)?;
-        let identity = resolve_identity(&self.session, &self.cache, &self.interrupt()).ok()?;
-        let region = self.session.region().unwrap_or("us-east-1");
-        Some(cache_key(
-            &identity,
-            &Request {
-                region,
-                endpoint: self.session.endpoint(),
-                service,
-                operation,
-                scope,
-                params,
-            },
-        ))
     }
 
     /// A listing through the cache: replayed when fresh, else started and recorded.
@@ -408,10 +414,20 @@ impl CallSession {
         params: Vec<(&str, String)>,
         start: impl FnOnce() -> Result<PageStream<Row>, AwsError>,
     ) -> Result<RowFeed, AwsError> {
+        let (scope_copy, params_copy): (String, Vec<(String, String)>) =
+            (scope.clone(), params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
         let feed = match self.key(service, operation, scope, params) {
             Some(key) => {
                 let ttl = self.policy.ttl(service, operation);
-                let feed = RowFeed::cached(&self.cache, key.clone(), service, ttl, self.freshness, start)?;
+                let keys = self.keys();
+                let mut feed = RowFeed::cached(&self.cache, key.clone(), service, ttl, self.freshness, start)?;
+                if !keys.region_known(service, &scope_copy) {
+                    let (service, operation) = (service.to_string(), operation.to_string());
+                    feed = feed.store_under(move || {
+                        let params = params_copy.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+                        keys.key(&service, &operation, scope_copy, params)
+                    });
+                }
                 self.record(Some(key), feed.source.tier, feed.source.fetched_at);
                 feed
             }
@@ -434,11 +450,27 @@ impl CallSession {
         params: Vec<(&str, String)>,
         fetch: impl FnOnce() -> Result<Row, AwsError>,
     ) -> Result<Row, AwsError> {
-        let Some(key) = self.key(service, operation, scope, params) else {
+        let region_known = self.keys().region_known(service, &scope);
+        let Some(key) = self.key(service, operation, scope.clone(), params.clone()) else {
             self.record(None, Tier::Network, SystemTime::now());
             return fetch();
         };
         let ttl = self.policy.ttl(service, operation).unwrap_or_default();
+        if !region_known {
+            // The fetch finds the bucket's region: its answer is stored under that region's key.
+            if self.freshness == Freshness::Normal {
+                if let Some((entry, tier)) = self.cache.lookup(&key, service) {
+                    self.record(Some(key), tier, entry.created_at);
+                    return Ok(entry.rows.first().cloned().unwrap_or_default());
+                }
+            }
+            self.cache.count_network(&key, service);
+            let row = fetch()?;
+            let key = self.key(service, operation, scope, params).unwrap_or(key);
+            self.cache.store(key.clone(), vec![row.clone()], ttl);
+            self.record(Some(key), Tier::Network, SystemTime::now());
+            return Ok(row);
+        }
         let (entry, tier) = self
             .cache
             .get_or_fetch(&key, service, ttl, self.freshness, || fetch().map(|row| vec![row]))?;
@@ -446,25 +478,28 @@ impl CallSession {
         Ok(entry.rows.first().cloned().unwrap_or_default())
     }
 
-    /// For reads made many at once by the engine: the fresh cached row (`Ok`), or else the key
-    /// to store the answer under once it arrives (`Err`; `None` when it is not to be cached).
-    pub fn cached_row(&self, service: &str, operation: &str, scope: String) -> Result<Row, Option<String>> {
-        let key = self.key(service, operation, scope, vec![]);
-        if let (Some(key), Freshness::Normal) = (&key, self.freshness) {
-            if let Some((entry, _tier)) = self.cache.lookup(key, service) {
-                return Ok(entry.rows.first().cloned().unwrap_or_default());
-            }
+    /// For reads made many at once by the engine: the fresh cached row, if there is one.
+    pub fn cached_row(&self, service: &str, operation: &str, scope: &str) -> Option<Row> {
+        let key = self.key(service, operation, scope.to_string(), vec![])?;
+        if self.freshness != Freshness::Normal {
+            return None;
         }
-        Err(key)
+        let (entry, _tier) = self.cache.lookup(&key, service)?;
+        Some(entry.rows.first().cloned().unwrap_or_default())
     }
 
-    /// Stores a row fetched for [`CallSession::cached_row`]'s key.
-    pub fn store_row(&self, key: String, service: &str, operation: &str, row: Row) {
+    /// Stores a row the engine fetched after [`CallSession::cached_row`] had none, under the key
+    /// of now: the request may have found its bucket's region.
+    pub fn store_row(&self, service: &str, operation: &str, scope: &str, row: Row) {
+        let Some(key) = self.key(service, operation, scope.to_string(), vec![]) else {
+            return;
+        };
         self.cache.count_network(&key, service);
         if let Some(ttl) = self.policy.ttl(service, operation) {
             self.cache.store(key, vec![row], ttl);
         }
     }
+
 
     /// Objects of `bucket` were (or are about to be) written or deleted: what the cache holds
     /// about them is stale, and so are answers the engine keeps for its dedup window.
@@ -505,6 +540,145 @@ impl CallSession {
             ..self.spans
         }
     }
+}
+
+/// What decides the cache keys of one call's requests, apart from the call itself, so a key can
+/// also be made after the call returned (when a listing it started completes).
+#[derive(Clone)]
+struct EntryKeys {
+    session: Arc<Session>,
+    cache: Arc<Cache>,
+    policy: CachePolicy,
+    freshness: Freshness,
+    signals: Signals,
+}
+
+impl EntryKeys {
+    /// The key of a request, or `None` when it is not cached (not cacheable, bypassed, or the
+    /// identity cannot be resolved: then the request itself will say what is wrong, and a cache
+    /// problem never fails a command).
+    fn key(&self, service: &str, operation: &str, scope: String, params: Vec<(&str, String)>) -> Option<String> {
+        if self.freshness == Freshness::Bypass {
+            return None;
+        }
+        self.policy.ttl(service, operation)?;
+        let signals = self.signals.clone();
+        let identity = resolve_identity(&self.session, &self.cache, &move || signals.interrupted()).ok()?;
+        let region = self.region(service, &scope);
+        Some(cache_key(
+            &identity,
+            &Request {
+                region: &region,
+                endpoint: self.session.endpoint(),
+                service,
+                operation,
+                scope,
+                params,
+            },
+        ))
+    }
+
+    /// The region an entry is keyed by: where its data comes from. For S3, the bucket's region
+    /// (an S3 scope starts with the bucket).
+    fn region(&self, service: &str, scope: &str) -> String {
+        match s3_bucket(service, scope) {
+            Some(bucket) => aws_core::s3::BucketRouter::new(&self.session).region_for(bucket),
+            None => self.session.s3_region().to_string(),
+        }
+    }
+
+    /// Whether [`EntryKeys::region`] is sure: an S3 bucket's region is not known before its
+    /// first request, which finds it out; its answer is stored under the region it found.
+    fn region_known(&self, service: &str, scope: &str) -> bool {
+        s3_bucket(service, scope).is_none_or(|bucket| {
+            self.session
+                .bucket_regions()
+                .get(&self.session.bucket_scope(), bucket)
+                .is_some()
+        })
+    }
+}
+
+/// The bucket an S3 entry's scope is about.
+fn s3_bucket<'a>(service: &str, scope: &'a str) -> Option<&'a str> {
+    let bucket = scope.split('/').next().filter(|b| !b.is_empty())?;
+    (service == "s3").then_some(bucket)
+}
+
+/// Bucket regions kept in the cache, as entries of their own (`_/global/s3/BucketRegion/...`),
+/// so they are listed and cleared like any other.
+struct CachedRegions(Arc<Cache>);
+
+/// A bucket moves region only by being deleted and made again, and a later redirect corrects
+/// a stale answer.
+const BUCKET_REGION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+impl CachedRegions {
+    fn key(scope: &str, bucket: &str) -> String {
+        // FNV-1a: stable across builds, so a new nuaws still finds what an old one learned. It
+        // only tells endpoints apart in one user's cache; it guards nothing.
+        let digest = scope
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        format!("_/global/s3/BucketRegion/{bucket}#{digest:016x}")
+    }
+}
+
+impl aws_core::s3::RegionStore for CachedRegions {
+    fn load(&self, scope: &str, bucket: &str) -> Option<String> {
+        let entry = self.0.peek(&Self::key(scope, bucket))?;
+        entry.rows.first()?.get("region")?.as_str().map(str::to_string)
+    }
+
+    fn save(&self, scope: &str, bucket: &str, region: &str) {
+        let row = Row::new().with("region", aws_core::row::Field::Text(region.to_string()));
+        self.0.store(Self::key(scope, bucket), vec![row], BUCKET_REGION_TTL);
+    }
+}
+
+/// Refuses a region name AWS does not have, pointing at where it was written.
+fn check_spec_region(
+    spec: &SessionSpec,
+    args: &SessionArgs,
+    engine_state: &EngineState,
+    stack: &Stack,
+    head: Span,
+) -> Result<(), ShellError> {
+    let Some(region) = &spec.region else {
+        return Ok(());
+    };
+    let (span, source) = match &args.region {
+        Some(flag) => (flag.span, "--region"),
+        None => {
+            let var = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                .into_iter()
+                .find(|name| stack.get_env_var(engine_state, name).is_some_and(|v| v.coerce_str().is_ok_and(|v| v == region.as_str())))
+                .unwrap_or("AWS_REGION");
+            // Where the variable was set in this shell, when it was (`$env.AWS_REGION = '...'`).
+            let span = stack
+                .get_env_var(engine_state, var)
+                .map(|v| v.span())
+                .filter(|s| *s != Span::unknown())
+                .unwrap_or(head);
+            (span, if var == "AWS_REGION" { "$env.AWS_REGION" } else { "$env.AWS_DEFAULT_REGION" })
+        }
+    };
+    check_region_name(region, spec.endpoint.is_some(), span, source)
+}
+
+pub(crate) fn check_region_name(region: &str, custom_endpoint: bool, span: Span, source: &str) -> Result<(), ShellError> {
+    let Err(unknown) = aws_core::region::check_region(region, custom_endpoint) else {
+        return Ok(());
+    };
+    let label = match unknown.suggestion {
+        Some(near) => format!("`{}` is not an AWS region; did you mean `{near}`?", unknown.name),
+        None => format!("`{}` is not an AWS region", unknown.name),
+    };
+    Err(ShellError::Generic(
+        GenericError::new(format!("Unknown AWS region in {source}"), label, span)
+            .with_help("Name a region like us-east-1 or eu-west-1; `aws ec2 regions` lists the ones enabled for the account.")
+            .with_code("nuaws::aws::unknown_region"),
+    ))
 }
 
 /// A flag's value comes with the span of the whole `--flag value`; narrow it to the value when the

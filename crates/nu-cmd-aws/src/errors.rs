@@ -39,7 +39,7 @@ impl ErrorSpans {
             }
             ErrorKind::NoRegion => pick(self.region),
             ErrorKind::Network | ErrorKind::Timeout => pick(self.endpoint),
-            ErrorKind::NotFound | ErrorKind::InvalidInput | ErrorKind::Local => pick(self.target),
+            ErrorKind::NotFound | ErrorKind::InvalidInput | ErrorKind::Local | ErrorKind::WrongRegion => pick(self.target),
             ErrorKind::Throttled | ErrorKind::Interrupted | ErrorKind::Service => self.head,
         }
     }
@@ -60,6 +60,7 @@ fn code(kind: ErrorKind) -> &'static str {
         ErrorKind::Interrupted => "nuaws::aws::interrupted",
         ErrorKind::Service => "nuaws::aws::service",
         ErrorKind::Local => "nuaws::aws::local_file",
+        ErrorKind::WrongRegion => "nuaws::aws::wrong_region",
     }
 }
 

@@ -11,7 +11,7 @@ use aws_core::row::Field;
 use nu_engine::command_prelude::*;
 use nu_protocol::shell_error::generic::GenericError;
 
-use crate::context::CallSession;
+use crate::context::{CallSession, check_region_name};
 use crate::ec2::cache_params;
 use crate::errors::{ErrorSpans, to_shell_error};
 use crate::stream::collect_rows;
@@ -109,6 +109,7 @@ pub fn region_names(
             let mut regions: Vec<(String, ErrorSpans)> = Vec::new();
             for region in listed {
                 let name = region.item.trim();
+                check_region_name(name, cs.session.endpoint().is_some(), region.span, "--regions")?;
                 if !regions.iter().any(|(r, _)| r == name) {
                     // Whatever fails in a region is about that region: point at its name.
                     let spans = ErrorSpans {

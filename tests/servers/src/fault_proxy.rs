@@ -4,15 +4,20 @@
 //! that always fail. Tests use it to check that nuaws retries, stays concurrent, reports
 //! failures per item and stops promptly.
 //!
+//! It can also play real Amazon S3's answers to requests that reach the wrong region
+//! (`bucket_regions`): moto and `SyntheticS3` serve every bucket in every region, so without this
+//! nuaws's region routing (following `301 PermanentRedirect`, `x-amz-bucket-region`,
+//! `GetBucketLocation`, `BucketRegion` in ListBuckets) could not be tested on loopback.
+//!
 //! Not a general proxy: no TLS, no CONNECT, one upstream, and faults decided per request with a
 //! seeded PRNG so a sequential test sees the same faults on every run. Paths under `/__proxy/`
 //! are its admin interface and never reach the upstream.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -29,12 +34,37 @@ use serde_json::{Value, json};
 use crate::server::{
     BoxError, ConnectionControl, Handler, ResponseBody, ResponseFuture, RunningServer, empty_body, fixed_response,
 };
-use crate::text::xml_escape;
+use crate::text::{percent_decode, query_pairs, xml_escape, xml_unescape};
 
 /// The log keeps this many most recent requests.
 const LOG_CAPACITY: usize = 100_000;
 const ADMIN_PREFIX: &str = "/__proxy/";
 const DEFAULT_SEED: u64 = 0x5EED_0F_FA17;
+/// The most of a ListBuckets answer the proxy reads to add `<BucketRegion>` to it.
+const LIST_BUCKETS_LIMIT: usize = 16 * 1024 * 1024;
+const S3_XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+
+/// The regions an account has to opt in to (AWS's "regions introduced after March 20, 2019"). S3
+/// does not redirect between one of these and any other region: it refuses the request with
+/// `IllegalLocationConstraintException` and no `x-amz-bucket-region`, so a client has to find the
+/// bucket's region some other way (`HeadBucket`, `GetBucketLocation`).
+const OPT_IN_REGIONS: [&str; 15] = [
+    "af-south-1",
+    "ap-east-1",
+    "ap-south-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-7",
+    "ca-west-1",
+    "eu-central-2",
+    "eu-south-1",
+    "eu-south-2",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+];
 
 /// Which faults to inject. `Default` injects none: the proxy is then transparent.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,6 +87,55 @@ pub struct FaultConfig {
     pub fail_status: u16,
     /// Seeds the PRNG behind the rates; setting a config restarts it from this seed.
     pub seed: u64,
+    /// The region each named bucket lives in, for S3 requests signed (SigV4) for a region: the
+    /// proxy then answers as real S3 does when a request reaches the wrong region (a `301
+    /// PermanentRedirect`, or a `400` for opt-in regions and the global endpoint), answers
+    /// `GetBucketLocation` itself and adds `x-amz-bucket-region` to `HeadBucket`. Buckets not named
+    /// here are not region-checked, as moto does not check any. Empty (the default): off.
+    pub bucket_regions: BTreeMap<String, String>,
+    /// Which S3 endpoint the proxy plays for `bucket_regions`; only the errors differ.
+    pub s3_endpoint: S3Endpoint,
+    /// Whether ListBuckets rows carry `<BucketRegion>` (S3 has sent it since 2024): on, rows of
+    /// buckets in `bucket_regions` get their region; off, every row loses it, as from an older
+    /// S3-compatible server, so a client's fallback (`HeadBucket`) can be tested.
+    pub list_bucket_regions: bool,
+    /// Buckets whose every signed S3 request gets a `301 PermanentRedirect` to a region other than
+    /// the one it was signed for, whichever that is. Real S3 never does this: it emulates a broken
+    /// endpoint or proxy, for testing that a client gives up instead of following redirects forever.
+    pub redirect_loops: BTreeSet<String>,
+}
+
+/// Which kind of S3 endpoint the proxy plays when a request reaches the wrong region.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum S3Endpoint {
+    /// `s3.<region>.amazonaws.com`: a request for another region's bucket gets a `301`.
+    #[default]
+    Regional,
+    /// `s3.amazonaws.com`, which is us-east-1: a request signed for us-east-1 for another region's
+    /// bucket gets `400 AuthorizationHeaderMalformed` naming the bucket's region instead of a `301`.
+    Global,
+}
+
+impl S3Endpoint {
+    /// The name the admin interface uses: `regional` or `global`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            S3Endpoint::Regional => "regional",
+            S3Endpoint::Global => "global",
+        }
+    }
+}
+
+impl std::str::FromStr for S3Endpoint {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<S3Endpoint, String> {
+        match text {
+            "regional" => Ok(S3Endpoint::Regional),
+            "global" => Ok(S3Endpoint::Global),
+            _ => Err(format!("s3_endpoint must be \"regional\" or \"global\", not {text:?}")),
+        }
+    }
 }
 
 /// A token bucket: `rate_per_second` tokens refill continuously up to `burst`; a request takes one.
@@ -78,6 +157,10 @@ impl Default for FaultConfig {
             fail_matching: None,
             fail_status: 500,
             seed: DEFAULT_SEED,
+            bucket_regions: BTreeMap::new(),
+            s3_endpoint: S3Endpoint::Regional,
+            list_bucket_regions: true,
+            redirect_loops: BTreeSet::new(),
         }
     }
 }
@@ -150,6 +233,33 @@ impl FaultConfig {
         self
     }
 
+    /// `bucket` lives in `region` (see `bucket_regions`).
+    pub fn with_bucket_region(mut self, bucket: &str, region: &str) -> FaultConfig {
+        self.bucket_regions.insert(bucket.to_owned(), region.to_owned());
+        self
+    }
+
+    pub fn with_s3_endpoint(mut self, endpoint: S3Endpoint) -> FaultConfig {
+        self.s3_endpoint = endpoint;
+        self
+    }
+
+    /// Plays the global endpoint, s3.amazonaws.com (see `S3Endpoint::Global`).
+    pub fn with_global_s3_endpoint(self) -> FaultConfig {
+        self.with_s3_endpoint(S3Endpoint::Global)
+    }
+
+    pub fn with_list_bucket_regions(mut self, on: bool) -> FaultConfig {
+        self.list_bucket_regions = on;
+        self
+    }
+
+    /// Every request for `bucket` is redirected to another region (see `redirect_loops`).
+    pub fn with_redirect_loop(mut self, bucket: &str) -> FaultConfig {
+        self.redirect_loops.insert(bucket.to_owned());
+        self
+    }
+
     /// Checks the values a caller could get wrong; the proxy refuses such a config rather than
     /// guessing what was meant.
     pub fn validate(&self) -> Result<(), String> {
@@ -173,6 +283,23 @@ impl FaultConfig {
         if StatusCode::from_u16(self.fail_status).is_err() {
             return Err(format!("fail_status {} is not an HTTP status", self.fail_status));
         }
+        // Both end up in headers and XML: keep them to what S3 allows rather than escape them.
+        for bucket in self.bucket_regions.keys().chain(&self.redirect_loops) {
+            if bucket.is_empty() || bucket.contains('/') || bucket.chars().any(|c| c.is_ascii_control()) {
+                return Err(format!("{bucket:?} is not a bucket name"));
+            }
+        }
+        for (bucket, region) in &self.bucket_regions {
+            if region.is_empty()
+                || !region
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            {
+                return Err(format!(
+                    "bucket {bucket:?}: {region:?} is not a region name such as \"eu-west-1\""
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -189,6 +316,10 @@ impl FaultConfig {
             "fail_matching": self.fail_matching,
             "fail_status": self.fail_status,
             "seed": self.seed,
+            "bucket_regions": self.bucket_regions,
+            "s3_endpoint": self.s3_endpoint.as_str(),
+            "list_bucket_regions": self.list_bucket_regions,
+            "redirect_loops": self.redirect_loops,
         })
     }
 
@@ -196,7 +327,7 @@ impl FaultConfig {
     /// posted config replaces the previous one entirely; unknown fields are an error, to catch typos.
     pub fn from_json(value: &Value) -> Result<FaultConfig, String> {
         let object = value.as_object().ok_or("the config must be a JSON object")?;
-        const FIELDS: [&str; 10] = [
+        const FIELDS: [&str; 14] = [
             "latency_ms",
             "throttle_rate",
             "throttle_burst",
@@ -207,6 +338,10 @@ impl FaultConfig {
             "fail_matching",
             "fail_status",
             "seed",
+            "bucket_regions",
+            "s3_endpoint",
+            "list_bucket_regions",
+            "redirect_loops",
         ];
         if let Some(unknown) = object.keys().find(|key| !FIELDS.contains(&key.as_str())) {
             return Err(format!(
@@ -249,6 +384,40 @@ impl FaultConfig {
             Some(status) => u16::try_from(status).map_err(|_| format!("fail_status {status} is not an HTTP status"))?,
             None => defaults.fail_status,
         };
+        let bucket_regions = match object.get("bucket_regions") {
+            None | Some(Value::Null) => BTreeMap::new(),
+            Some(Value::Object(regions)) => regions
+                .iter()
+                .map(|(bucket, region)| match region {
+                    Value::String(region) => Ok((bucket.clone(), region.clone())),
+                    _ => Err(format!("bucket_regions: the region of {bucket:?} must be a string")),
+                })
+                .collect::<Result<_, String>>()?,
+            Some(_) => return Err("bucket_regions must be an object of bucket names to regions".to_owned()),
+        };
+        let s3_endpoint = match object.get("s3_endpoint") {
+            None | Some(Value::Null) => defaults.s3_endpoint,
+            Some(Value::String(text)) => text.parse()?,
+            Some(_) => return Err("s3_endpoint must be \"regional\" or \"global\"".to_owned()),
+        };
+        let list_bucket_regions = match object.get("list_bucket_regions") {
+            None | Some(Value::Null) => defaults.list_bucket_regions,
+            Some(Value::Bool(on)) => *on,
+            Some(_) => return Err("list_bucket_regions must be true or false".to_owned()),
+        };
+        let redirect_loops = match object.get("redirect_loops") {
+            None | Some(Value::Null) => BTreeSet::new(),
+            Some(Value::Array(buckets)) => buckets
+                .iter()
+                .map(|bucket| {
+                    bucket
+                        .as_str()
+                        .map(str::to_owned)
+                        .ok_or("redirect_loops must be an array of bucket names".to_owned())
+                })
+                .collect::<Result<_, String>>()?,
+            Some(_) => return Err("redirect_loops must be an array of bucket names".to_owned()),
+        };
         let config = FaultConfig {
             latency: Duration::from_millis(whole("latency_ms")?.unwrap_or(0)),
             throttle,
@@ -259,6 +428,10 @@ impl FaultConfig {
             fail_matching,
             fail_status,
             seed: whole("seed")?.unwrap_or(defaults.seed),
+            bucket_regions,
+            s3_endpoint,
+            list_bucket_regions,
+            redirect_loops,
         };
         config.validate()?;
         Ok(config)
@@ -289,6 +462,11 @@ pub struct ProxyStats {
     pub stalls: u64,
     /// Requests the upstream could not be reached for (answered 502).
     pub upstream_errors: u64,
+    /// Requests answered with a wrong-region error instead of forwarded: `301 PermanentRedirect`
+    /// (`redirect_loops` too) or `400` (`bucket_regions`).
+    pub region_errors: u64,
+    /// `GetBucketLocation` requests the proxy answered itself (`bucket_regions`).
+    pub bucket_locations: u64,
     /// Requests received and not finished yet: waiting out latency, forwarded, or sending their body.
     pub in_flight: u64,
     pub peak_in_flight: u64,
@@ -305,6 +483,8 @@ impl ProxyStats {
             "resets": self.resets,
             "stalls": self.stalls,
             "upstream_errors": self.upstream_errors,
+            "region_errors": self.region_errors,
+            "bucket_locations": self.bucket_locations,
             "in_flight": self.in_flight,
             "peak_in_flight": self.peak_in_flight,
         })
@@ -353,8 +533,11 @@ impl FaultProxy {
             faults: Mutex::new(FaultState::new(config)),
             counters: Counters::default(),
             log: Mutex::new(VecDeque::new()),
+            port: OnceLock::new(),
         });
         let server = RunningServer::start("fault-proxy", shared.clone())?;
+        // Set before anyone knows the port, so before any request can arrive.
+        let _ = shared.port.set(server.address().port());
         Ok(FaultProxy { shared, server })
     }
 
@@ -410,6 +593,8 @@ struct ProxyShared {
     faults: Mutex<FaultState>,
     counters: Counters,
     log: Mutex<VecDeque<LoggedRequest>>,
+    /// The proxy's own port, to tell a virtual-hosted Host (`bucket.localhost:PORT`) from its own.
+    port: OnceLock<u16>,
 }
 
 #[derive(Default)]
@@ -422,6 +607,8 @@ struct Counters {
     resets: AtomicU64,
     stalls: AtomicU64,
     upstream_errors: AtomicU64,
+    region_errors: AtomicU64,
+    bucket_locations: AtomicU64,
     in_flight: AtomicUsize,
     peak_in_flight: AtomicUsize,
 }
@@ -438,6 +625,8 @@ impl Counters {
             resets: load(&self.resets),
             stalls: load(&self.stalls),
             upstream_errors: load(&self.upstream_errors),
+            region_errors: load(&self.region_errors),
+            bucket_locations: load(&self.bucket_locations),
             in_flight: self.in_flight.load(Ordering::SeqCst) as u64,
             peak_in_flight: self.peak_in_flight.load(Ordering::SeqCst) as u64,
         }
@@ -530,23 +719,11 @@ impl Service {
     /// the query or a form-encoded POST); otherwise S3.
     fn of(request: &Request<Incoming>) -> Service {
         let query = request.uri().query().unwrap_or("");
-        let scope = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split_once("Credential=").map(|(_, rest)| rest.to_owned()))
-            .or_else(|| {
-                query
-                    .split('&')
-                    .find_map(|pair| pair.strip_prefix("X-Amz-Credential="))
-                    .map(|scope| crate::text::percent_decode(scope, false))
-            });
-        if let Some(scope) = scope {
-            let service = scope.split(['/', ',']).nth(3).unwrap_or("");
-            if service == "ec2" {
+        if let Some(scope) = CredentialScope::of(request) {
+            if scope.service == "ec2" {
                 return Service::Ec2;
             }
-            if service == "s3" {
+            if scope.service == "s3" {
                 return Service::S3;
             }
         }
@@ -573,6 +750,20 @@ impl Service {
         request_id: &str,
         is_head: bool,
     ) -> Response<ResponseBody> {
+        self.error_with_details(status, code, message, &[], request_id, is_head)
+    }
+
+    /// `error` with more elements after the message, as S3 adds to some errors
+    /// (`<Endpoint>`, `<Bucket>`, `<Region>`); EC2's errors have none.
+    fn error_with_details(
+        self,
+        status: StatusCode,
+        code: &str,
+        message: &str,
+        details: &[(&str, &str)],
+        request_id: &str,
+        is_head: bool,
+    ) -> Response<ResponseBody> {
         let mut response = if is_head {
             let mut response = Response::new(empty_body());
             *response.status_mut() = status;
@@ -580,10 +771,16 @@ impl Service {
         } else {
             let message = xml_escape(message);
             let xml = match self {
-                Service::S3 => format!(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message>\
-                     <RequestId>{request_id}</RequestId><HostId>{request_id}</HostId></Error>"
-                ),
+                Service::S3 => {
+                    let details: String = details
+                        .iter()
+                        .map(|(name, value)| format!("<{name}>{}</{name}>", xml_escape(value)))
+                        .collect();
+                    format!(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message>\
+                         {details}<RequestId>{request_id}</RequestId><HostId>{request_id}</HostId></Error>"
+                    )
+                }
                 Service::Ec2 => format!(
                     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code>\
                      <Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
@@ -659,6 +856,337 @@ impl Service {
     }
 }
 
+/// The SigV4 credential scope of a signed request (`AKID/20260101/us-east-1/s3/aws4_request`), from
+/// its Authorization header or, for a presigned URL, its `X-Amz-Credential` query parameter.
+struct CredentialScope {
+    region: String,
+    service: String,
+}
+
+impl CredentialScope {
+    fn of(request: &Request<Incoming>) -> Option<CredentialScope> {
+        let scope = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split_once("Credential=").map(|(_, rest)| rest.to_owned()))
+            .or_else(|| {
+                request
+                    .uri()
+                    .query()
+                    .unwrap_or("")
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix("X-Amz-Credential="))
+                    .map(|scope| percent_decode(scope, false))
+            })?;
+        // In the header the scope runs on into `, SignedHeaders=...`.
+        let mut parts = scope.split(['/', ',']).map(str::trim);
+        let region = parts.nth(2)?.to_owned();
+        let service = parts.next()?.to_owned();
+        Some(CredentialScope { region, service })
+    }
+}
+
+/// The bucket and key an S3 request is for.
+struct S3Target {
+    /// `None`: the service itself (`GET /` is ListBuckets).
+    bucket: Option<String>,
+    /// Empty for a bucket-level operation.
+    key: String,
+}
+
+impl S3Target {
+    /// Virtual-hosted style when the Host is `<bucket>.` followed by the proxy's own address
+    /// (`127.0.0.1:PORT` or `localhost:PORT`), path-style (`/<bucket>/<key>`) otherwise.
+    fn of(request: &Request<Incoming>, own_port: Option<u16>) -> S3Target {
+        let path = request.uri().path();
+        let path = path.strip_prefix('/').unwrap_or(path);
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if let Some(port) = own_port {
+            for own_host in ["127.0.0.1", "localhost"] {
+                if let Some(bucket) = host.strip_suffix(&format!(".{own_host}:{port}"))
+                    && !bucket.is_empty()
+                {
+                    return S3Target {
+                        bucket: Some(bucket.to_owned()),
+                        key: percent_decode(path, false),
+                    };
+                }
+            }
+        }
+        let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
+        S3Target {
+            bucket: (!bucket.is_empty()).then(|| percent_decode(bucket, false)),
+            key: percent_decode(key, false),
+        }
+    }
+}
+
+/// What `bucket_regions` and `redirect_loops` make of one request, decided before the fault
+/// decisions.
+enum RegionPlan {
+    /// Not region-checked: forward as it is.
+    Transparent,
+    /// Answered with this wrong-region error instead of being forwarded or faulted.
+    Refuse(Response<ResponseBody>),
+    /// GetBucketLocation for a bucket in this region: answered by the proxy (faults still apply).
+    Locate(String),
+    /// HeadBucket in the bucket's own region: forwarded, and S3's `x-amz-bucket-region` added.
+    AddRegionHeader(String),
+    /// ListBuckets: forwarded, and each row's `<BucketRegion>` made to match the config.
+    ListBuckets {
+        regions: BTreeMap<String, String>,
+        list_bucket_regions: bool,
+    },
+}
+
+impl ProxyShared {
+    /// How real S3 treats a request for a bucket in another region than the one the request was
+    /// signed for (from AWS's S3 documentation and what S3 sends):
+    ///
+    /// - `GetBucketLocation` works from every region and names the bucket's region (empty for
+    ///   us-east-1, never the legacy `EU`); clients use it to find a bucket's region.
+    /// - `HeadBucket` always carries `x-amz-bucket-region`, also on its `301`; being a HEAD it has
+    ///   no body, so the header is all a client gets.
+    /// - Between an opt-in region and any other region there are no redirects: `400
+    ///   IllegalLocationConstraintException` without `x-amz-bucket-region`.
+    /// - The global endpoint (us-east-1) answers a request signed for us-east-1 with `400
+    ///   AuthorizationHeaderMalformed` and the bucket's region in `<Region>`.
+    /// - Otherwise `301 PermanentRedirect` with `x-amz-bucket-region` and the bucket's endpoint.
+    /// - ListBuckets works from every region, with each bucket's `<BucketRegion>`.
+    ///
+    /// Only signed S3 requests are checked: without a credential scope there is no region to
+    /// compare, and real S3 would refuse an anonymous request for a private bucket anyway.
+    fn region_plan(&self, request: &Request<Incoming>, request_id: &str, is_head: bool) -> RegionPlan {
+        let Some(scope) = CredentialScope::of(request) else {
+            return RegionPlan::Transparent;
+        };
+        if scope.service != "s3" {
+            return RegionPlan::Transparent;
+        }
+        let faults = lock(&self.faults);
+        let config = &faults.config;
+        if config.bucket_regions.is_empty() && config.redirect_loops.is_empty() && config.list_bucket_regions {
+            return RegionPlan::Transparent;
+        }
+        let signed_for = scope.region.as_str();
+        let target = S3Target::of(request, self.port.get().copied());
+        let Some(bucket) = target.bucket else {
+            let rewrite = !config.list_bucket_regions || !config.bucket_regions.is_empty();
+            return if request.method() == Method::GET && rewrite {
+                RegionPlan::ListBuckets {
+                    regions: config.bucket_regions.clone(),
+                    list_bucket_regions: config.list_bucket_regions,
+                }
+            } else {
+                RegionPlan::Transparent
+            };
+        };
+        if config.redirect_loops.contains(&bucket) {
+            let elsewhere = if signed_for == "us-west-2" {
+                "eu-west-1"
+            } else {
+                "us-west-2"
+            };
+            return RegionPlan::Refuse(permanent_redirect(&bucket, elsewhere, request_id, is_head));
+        }
+        let Some(region) = config.bucket_regions.get(&bucket) else {
+            return RegionPlan::Transparent;
+        };
+        let bucket_level = target.key.is_empty();
+        if bucket_level
+            && request.method() == Method::GET
+            && query_pairs(request.uri().query().unwrap_or(""))
+                .iter()
+                .any(|(name, _)| name == "location")
+        {
+            return RegionPlan::Locate(region.clone());
+        }
+        if bucket_level && is_head {
+            if signed_for == region {
+                return RegionPlan::AddRegionHeader(region.clone());
+            }
+            // Even between opt-in regions: HeadBucket is how a client finds a bucket's region.
+            return RegionPlan::Refuse(permanent_redirect(&bucket, region, request_id, true));
+        }
+        if signed_for == region {
+            return RegionPlan::Transparent;
+        }
+        let opt_in = |region: &str| OPT_IN_REGIONS.contains(&region);
+        if opt_in(signed_for) != opt_in(region) {
+            return RegionPlan::Refuse(Service::S3.error(
+                StatusCode::BAD_REQUEST,
+                "IllegalLocationConstraintException",
+                &format!(
+                    "The {region} location constraint is incompatible for the region specific endpoint this request was sent to."
+                ),
+                request_id,
+                is_head,
+            ));
+        }
+        if config.s3_endpoint == S3Endpoint::Global && signed_for == "us-east-1" {
+            let mut response = Service::S3.error_with_details(
+                StatusCode::BAD_REQUEST,
+                "AuthorizationHeaderMalformed",
+                &format!(
+                    "The authorization header is malformed; the region 'us-east-1' is wrong; expecting '{region}'"
+                ),
+                &[("Region", region)],
+                request_id,
+                is_head,
+            );
+            // A HEAD error has no body to carry `<Region>`: S3 sends the header instead.
+            if is_head {
+                add_bucket_region(&mut response, region);
+            }
+            return RegionPlan::Refuse(response);
+        }
+        RegionPlan::Refuse(permanent_redirect(&bucket, region, request_id, is_head))
+    }
+
+    /// The upstream's response with what `plan` adds to it.
+    async fn apply_region_plan(
+        &self,
+        plan: RegionPlan,
+        response: Response<Incoming>,
+    ) -> Result<Response<ResponseBody>, BoxError> {
+        let boxed = |response: Response<Incoming>| response.map(|body| body.map_err(BoxError::from).boxed());
+        match plan {
+            RegionPlan::AddRegionHeader(region) => {
+                let mut response = boxed(response);
+                add_bucket_region(&mut response, &region);
+                Ok(response)
+            }
+            RegionPlan::ListBuckets {
+                regions,
+                list_bucket_regions,
+            } => {
+                let encoded = response
+                    .headers()
+                    .get(header::CONTENT_ENCODING)
+                    .is_some_and(|value| value.as_bytes() != b"identity");
+                if response.status() != StatusCode::OK || encoded {
+                    return Ok(boxed(response));
+                }
+                let (mut parts, body) = response.into_parts();
+                let body = Limited::new(body, LIST_BUCKETS_LIMIT).collect().await?.to_bytes();
+                let body = match std::str::from_utf8(&body) {
+                    Ok(xml) if xml.contains("<ListAllMyBucketsResult") => {
+                        Bytes::from(set_bucket_regions(xml, &regions, list_bucket_regions))
+                    }
+                    _ => body,
+                };
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+                let body = http_body_util::Full::new(body).map_err(|never| match never {}).boxed();
+                Ok(Response::from_parts(parts, body))
+            }
+            RegionPlan::Transparent | RegionPlan::Refuse(_) | RegionPlan::Locate(_) => Ok(boxed(response)),
+        }
+    }
+}
+
+/// S3's `301 PermanentRedirect` to `bucket` in `region`; a HEAD gets only the status and headers.
+fn permanent_redirect(bucket: &str, region: &str, request_id: &str, is_head: bool) -> Response<ResponseBody> {
+    let mut response = Service::S3.error_with_details(
+        StatusCode::MOVED_PERMANENTLY,
+        "PermanentRedirect",
+        "The bucket you are attempting to access must be addressed using the specified endpoint. \
+         Please send all future requests to this endpoint.",
+        &[
+            ("Endpoint", &format!("{bucket}.s3.{region}.amazonaws.com")),
+            ("Bucket", bucket),
+        ],
+        request_id,
+        is_head,
+    );
+    add_bucket_region(&mut response, region);
+    response
+}
+
+fn add_bucket_region(response: &mut Response<ResponseBody>, region: &str) {
+    if let Ok(value) = HeaderValue::from_str(region) {
+        response.headers_mut().insert("x-amz-bucket-region", value);
+    }
+}
+
+/// S3's GetBucketLocation answer: the region, except an empty element for us-east-1, which
+/// predates location constraints. `EU`, an old alias of eu-west-1, is never sent for new buckets.
+fn bucket_location(region: &str, request_id: &str) -> Response<ResponseBody> {
+    let constraint = if region == "us-east-1" { "" } else { region };
+    let mut response = fixed_response(
+        StatusCode::OK,
+        "application/xml",
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"{S3_XMLNS}\">{}</LocationConstraint>",
+            xml_escape(constraint)
+        ),
+    );
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-amz-request-id", value);
+    }
+    response
+}
+
+/// A ListBuckets XML body with each `<Bucket>` row's `<BucketRegion>` set from `regions` (rows of
+/// other buckets kept as the upstream sent them) or, with `list_bucket_regions` off, removed from
+/// every row.
+fn set_bucket_regions(xml: &str, regions: &BTreeMap<String, String>, list_bucket_regions: bool) -> String {
+    const OPEN: &str = "<Bucket>";
+    const CLOSE: &str = "</Bucket>";
+    let mut rewritten = String::with_capacity(xml.len() + regions.len() * 48);
+    let mut rest = xml;
+    while let Some(start) = rest.find(OPEN) {
+        let Some(length) = rest[start..].find(CLOSE) else {
+            break;
+        };
+        rewritten.push_str(&rest[..start]);
+        let row = &rest[start + OPEN.len()..start + length];
+        rest = &rest[start + length + CLOSE.len()..];
+        let name = element_text(row, "Name").map(xml_unescape);
+        let region = name.as_deref().and_then(|name| regions.get(name));
+        rewritten.push_str(OPEN);
+        if !list_bucket_regions || region.is_some() {
+            rewritten.push_str(&without_element(row, "BucketRegion"));
+        } else {
+            rewritten.push_str(row);
+        }
+        if list_bucket_regions && let Some(region) = region {
+            rewritten.push_str(&format!("<BucketRegion>{}</BucketRegion>", xml_escape(region)));
+        }
+        rewritten.push_str(CLOSE);
+    }
+    rewritten.push_str(rest);
+    rewritten
+}
+
+/// The text of the first `<tag>…</tag>` in `xml`.
+fn element_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let length = xml[start..].find(&format!("</{tag}>"))?;
+    Some(&xml[start..start + length])
+}
+
+/// `xml` without its `<tag>…</tag>` and `<tag/>` elements.
+fn without_element(xml: &str, tag: &str) -> String {
+    let (open, close, empty) = (format!("<{tag}>"), format!("</{tag}>"), format!("<{tag}/>"));
+    let mut kept = xml.replace(&empty, "");
+    while let Some(start) = kept.find(&open) {
+        let Some(length) = kept[start..].find(&close) else {
+            break;
+        };
+        kept.replace_range(start..start + length + close.len(), "");
+    }
+    kept
+}
+
 impl Handler for ProxyShared {
     fn handle(self: Arc<Self>, request: Request<Incoming>, connection: ConnectionControl) -> ResponseFuture {
         Box::pin(async move {
@@ -686,12 +1214,26 @@ impl ProxyShared {
             tokio::time::sleep(latency).await;
         }
         let service = Service::of(&request);
-        let response = match self.decide(&path_and_query) {
-            Decision::MatchedFailure(status) => {
+        // Before the faults: a real endpoint of the wrong region refuses the request before the
+        // bucket's own throttling or errors could apply.
+        let plan = match service {
+            Service::S3 => self.region_plan(&request, &request_id, is_head),
+            Service::Ec2 => RegionPlan::Transparent,
+        };
+        let decision = match plan {
+            RegionPlan::Refuse(response) => Err(response),
+            plan => Ok((self.decide(&path_and_query), plan)),
+        };
+        let response = match decision {
+            Err(region_error) => {
+                self.counters.region_errors.fetch_add(1, Ordering::SeqCst);
+                region_error
+            }
+            Ok((Decision::MatchedFailure(status), _)) => {
                 self.counters.matched_failures.fetch_add(1, Ordering::SeqCst);
                 service.status_error(status, &request_id, is_head)
             }
-            Decision::Reset => {
+            Ok((Decision::Reset, _)) => {
                 self.counters.resets.fetch_add(1, Ordering::SeqCst);
                 // Finished (with no status) before the reset, so a client that sees the reset also
                 // sees the request out of flight.
@@ -700,25 +1242,22 @@ impl ProxyShared {
                 // The connection task drops this future as it closes the socket.
                 return std::future::pending().await;
             }
-            Decision::Throttle => {
+            Ok((Decision::Throttle, _)) => {
                 self.counters.throttled.fetch_add(1, Ordering::SeqCst);
                 service.throttling_error(&request_id, is_head)
             }
-            Decision::InjectedError => {
+            Ok((Decision::InjectedError, _)) => {
                 self.counters.injected_errors.fetch_add(1, Ordering::SeqCst);
                 service.unavailable_error(&request_id, is_head)
             }
-            Decision::Forward { stall } => match self.forward(request).await {
-                Ok(response) => {
-                    let response = response.map(|body| body.map_err(BoxError::from).boxed());
-                    match stall {
-                        Some(stall_for) => {
-                            self.counters.stalls.fetch_add(1, Ordering::SeqCst);
-                            response.map(|body| StallingBody::new(body, stall_for).boxed())
-                        }
-                        None => response,
+            Ok((Decision::Forward { stall }, plan)) => match self.forward_with_plan(request, plan, &request_id).await {
+                Ok(response) => match stall {
+                    Some(stall_for) => {
+                        self.counters.stalls.fetch_add(1, Ordering::SeqCst);
+                        response.map(|body| StallingBody::new(body, stall_for).boxed())
                     }
-                }
+                    None => response,
+                },
                 Err(error) => {
                     self.counters.upstream_errors.fetch_add(1, Ordering::SeqCst);
                     fixed_response(
@@ -765,6 +1304,21 @@ impl ProxyShared {
         let stall_rate = faults.config.stall_rate;
         let stall = faults.chance(stall_rate).then_some(faults.config.stall_for);
         Decision::Forward { stall }
+    }
+
+    /// Forwards `request` as `plan` says, or answers it in its place (GetBucketLocation).
+    async fn forward_with_plan(
+        &self,
+        request: Request<Incoming>,
+        plan: RegionPlan,
+        request_id: &str,
+    ) -> Result<Response<ResponseBody>, BoxError> {
+        if let RegionPlan::Locate(region) = &plan {
+            self.counters.bucket_locations.fetch_add(1, Ordering::SeqCst);
+            return Ok(bucket_location(region, request_id));
+        }
+        let response = self.forward(request).await?;
+        self.apply_region_plan(plan, response).await
     }
 
     async fn forward(&self, request: Request<Incoming>) -> Result<Response<Incoming>, BoxError> {
@@ -832,6 +1386,8 @@ impl ProxyShared {
             &counters.resets,
             &counters.stalls,
             &counters.upstream_errors,
+            &counters.region_errors,
+            &counters.bucket_locations,
         ] {
             counter.store(0, Ordering::SeqCst);
         }

@@ -16,7 +16,7 @@ mod server;
 mod synthetic_s3;
 mod text;
 
-pub use fault_proxy::{FaultConfig, FaultProxy, LoggedRequest, ProxyStats, Throttle, default_burst};
+pub use fault_proxy::{FaultConfig, FaultProxy, LoggedRequest, ProxyStats, S3Endpoint, Throttle, default_burst};
 pub use synthetic_s3::{
     MAX_OBJECTS, SyntheticS3, object_body, object_etag, object_index, object_key, object_last_modified, object_size,
 };

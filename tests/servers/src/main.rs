@@ -17,11 +17,14 @@ usage:
   nuaws-test-server proxy --upstream URL [--latency-ms N] [--throttle-rate R [--throttle-burst B]]
                           [--error-rate F] [--reset-rate F] [--stall-rate F [--stall-ms N]]
                           [--fail-matching TEXT [--fail-status N]] [--seed N] [--port-file PATH]
+                          [--bucket-regions BUCKET=REGION,...] [--s3-endpoint regional|global]
+                          [--list-bucket-regions true|false] [--redirect-loops BUCKET,...]
   nuaws-test-server synthetic-s3 --bucket NAME --objects N [--port-file PATH]
 
 Prints {\"endpoint\": \"http://127.0.0.1:PORT\", \"port\": PORT, \"pid\": PID} once listening.
 Runs until stdin reaches EOF (when stdin is a pipe) or SIGTERM/SIGINT.
 Rates are fractions from 0 to 1; --stall-rate without --stall-ms stalls bodies for good.
+--bucket-regions makes the proxy answer as real S3 does for requests signed for another region.
 The proxy's config can be changed while it runs: POST /__proxy/config (JSON), GET /__proxy/stats.";
 
 fn main() -> ExitCode {
@@ -73,6 +76,23 @@ fn run(arguments: &[String]) -> Result<(), String> {
             if let Some(seed) = flags.take_number::<u64>("seed")? {
                 config.seed = seed;
             }
+            for pair in list(flags.take("bucket-regions")) {
+                let (bucket, region) = pair
+                    .split_once('=')
+                    .ok_or(format!("--bucket-regions needs BUCKET=REGION pairs, not {pair:?}"))?;
+                config = config.with_bucket_region(bucket, region);
+            }
+            if let Some(endpoint) = flags.take("s3-endpoint") {
+                config.s3_endpoint = endpoint.parse()?;
+            }
+            if let Some(on) = flags.take("list-bucket-regions") {
+                config.list_bucket_regions = on
+                    .parse()
+                    .map_err(|_| format!("--list-bucket-regions must be true or false, not {on:?}"))?;
+            }
+            for bucket in list(flags.take("redirect-loops")) {
+                config = config.with_redirect_loop(&bucket);
+            }
             flags.reject_leftovers()?;
             config.validate()?;
             let proxy = FaultProxy::start(&upstream, config).map_err(|e| format!("cannot start the proxy: {e}"))?;
@@ -94,6 +114,17 @@ fn run(arguments: &[String]) -> Result<(), String> {
         other => return Err(format!("unknown command {other:?}")),
     }
     Ok(())
+}
+
+/// The items of a comma-separated flag value; none when the flag is absent.
+fn list(value: Option<String>) -> Vec<String> {
+    value
+        .iter()
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `--name value` and `--name=value` pairs, each name at most once.

@@ -22,6 +22,45 @@ pub fn xml_escape(text: &str) -> String {
     escaped
 }
 
+/// `xml_escape` undone, plus numeric character references (`&#47;`, `&#x2F;`); an unknown or
+/// malformed reference is kept as it is.
+pub fn xml_unescape(text: &str) -> String {
+    let mut unescaped = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('&') {
+        unescaped.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let reference = rest.find(';').map(|end| (&rest[1..end], end));
+        let character = reference.and_then(|(name, _)| match name {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => {
+                let number = name.strip_prefix('#')?;
+                let code = match number.strip_prefix(['x', 'X']) {
+                    Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                    None => number.parse().ok()?,
+                };
+                char::from_u32(code)
+            }
+        });
+        match (character, reference) {
+            (Some(character), Some((_, end))) => {
+                unescaped.push(character);
+                rest = &rest[end + 1..];
+            }
+            _ => {
+                unescaped.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    unescaped.push_str(rest);
+    unescaped
+}
+
 /// `%XX` sequences decoded; a malformed escape is kept as it is rather than rejected, and bytes
 /// that do not form UTF-8 are replaced, because a test server should answer, not argue.
 pub fn percent_decode(text: &str, plus_is_space: bool) -> String {
@@ -198,5 +237,13 @@ mod tests {
     fn key_encoding_keeps_slashes() {
         assert_eq!(percent_encode_key("a b/c&d"), "a%20b/c%26d");
         assert_eq!(xml_escape("<a&'\">"), "&lt;a&amp;&apos;&quot;&gt;");
+    }
+
+    #[test]
+    fn xml_unescape_undoes_xml_escape() {
+        let text = "<a&'\"> b";
+        assert_eq!(xml_unescape(&xml_escape(text)), text);
+        assert_eq!(xml_unescape("a&#47;b&#x2F;c"), "a/b/c");
+        assert_eq!(xml_unescape("a & b &bogus; &#xZZ; &"), "a & b &bogus; &#xZZ; &");
     }
 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use common::{BIG_BODY_LEN, EchoUpstream, get, http_client, post, send};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode};
-use nuaws_test_servers::{FaultConfig, FaultProxy};
+use nuaws_test_servers::{FaultConfig, FaultProxy, SyntheticS3};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwards_requests_and_adds_latency_to_each_concurrently() {
@@ -565,4 +565,811 @@ async fn survives_broken_clients_and_a_dead_upstream() {
     assert!(FaultProxy::start(&upstream.endpoint(), FaultConfig::error_rate(2.0)).is_err());
     let proxy = FaultProxy::start(&upstream.endpoint(), FaultConfig::default()).unwrap();
     assert!(proxy.set_config(FaultConfig::reset_rate(-0.1)).is_err());
+}
+
+/// A request signed (as far as the proxy looks) for `region`: SigV4's credential scope in the
+/// Authorization header, with a dummy signature; the proxy checks no signatures.
+fn signed_for(method: &str, url: &str, region: &str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(url)
+        .header(
+            "authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential=AKID/20260101/{region}/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=00"
+            ),
+        )
+        .body(Full::default())
+        .unwrap()
+}
+
+fn bucket_region_header(answer: &common::Answer) -> Option<&str> {
+    answer
+        .headers
+        .get("x-amz-bucket-region")
+        .map(|value| value.to_str().unwrap())
+}
+
+fn upstream_requests(upstream: &EchoUpstream) -> u64 {
+    upstream.requests.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_region_gets_permanent_redirect_with_region_header_and_endpoint() {
+    let upstream = EchoUpstream::start();
+    let proxy = FaultProxy::start(
+        &upstream.endpoint(),
+        FaultConfig::default().with_bucket_region("eu-bucket", "eu-west-1"),
+    )
+    .unwrap();
+    let client = http_client();
+    let url = format!("{}/eu-bucket/some%20key", proxy.endpoint());
+
+    let redirected = send(&client, signed_for("GET", &url, "us-east-1")).await.unwrap();
+    assert_eq!(redirected.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(bucket_region_header(&redirected), Some("eu-west-1"));
+    assert!(redirected.headers.contains_key("x-amz-request-id"));
+    assert_eq!(
+        redirected.headers["content-type"].to_str().unwrap(),
+        "application/xml"
+    );
+    assert!(
+        redirected.body.starts_with(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>PermanentRedirect</Code>\
+             <Message>The bucket you are attempting to access must be addressed using the specified endpoint. \
+             Please send all future requests to this endpoint.</Message>\
+             <Endpoint>eu-bucket.s3.eu-west-1.amazonaws.com</Endpoint><Bucket>eu-bucket</Bucket><RequestId>"
+        ),
+        "{}",
+        redirected.body
+    );
+    assert_eq!(common::xml_values(&redirected.body, "HostId").len(), 1);
+
+    // A presigned URL carries its scope in the query; a PUT is redirected like a GET.
+    let presigned = get(
+        &client,
+        &format!("{url}?X-Amz-Credential=AKID%2F20260101%2Fus-west-2%2Fs3%2Faws4_request"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(presigned.status, StatusCode::MOVED_PERMANENTLY);
+    let put = send(&client, signed_for("PUT", &url, "ap-northeast-1")).await.unwrap();
+    assert_eq!(
+        (put.status, bucket_region_header(&put)),
+        (StatusCode::MOVED_PERMANENTLY, Some("eu-west-1"))
+    );
+
+    // Virtual-hosted style: the bucket is in the Host, in front of the proxy's own address.
+    for host in [
+        format!("eu-bucket.localhost:{}", proxy.port()),
+        format!("eu-bucket.127.0.0.1:{}", proxy.port()),
+    ] {
+        let mut request = signed_for("GET", &format!("{}/some-key", proxy.endpoint()), "us-east-1");
+        request.headers_mut().insert("host", host.parse().unwrap());
+        let answer = send(&client, request).await.unwrap();
+        assert_eq!(answer.status, StatusCode::MOVED_PERMANENTLY, "{host}");
+        assert!(answer.body.contains("<Bucket>eu-bucket</Bucket>"), "{}", answer.body);
+    }
+    assert_eq!(upstream_requests(&upstream), 0, "region errors are never forwarded");
+
+    // The right region, an unsigned request, a bucket not in the map and another bucket whose
+    // name starts the same all pass through.
+    let same_region = send(&client, signed_for("GET", &url, "eu-west-1")).await.unwrap();
+    assert_eq!(
+        (same_region.status, same_region.body.as_str()),
+        (StatusCode::OK, "GET /eu-bucket/some%20key\n")
+    );
+    assert_eq!(bucket_region_header(&same_region), None);
+    assert_eq!(get(&client, &url).await.unwrap().status, StatusCode::OK);
+    for other in ["other-bucket/key", "eu-bucket2/key", "eu-bucket-x"] {
+        let answer = send(
+            &client,
+            signed_for("GET", &format!("{}/{other}", proxy.endpoint()), "us-east-1"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, StatusCode::OK, "{other}");
+    }
+    // A Host that is only the proxy's address is path-style, not a bucket named "127".
+    let mut path_style = signed_for("GET", &url, "us-east-1");
+    path_style
+        .headers_mut()
+        .insert("host", format!("127.0.0.1:{}", proxy.port()).parse().unwrap());
+    assert_eq!(
+        send(&client, path_style).await.unwrap().status,
+        StatusCode::MOVED_PERMANENTLY
+    );
+
+    let stats = proxy.stats();
+    assert_eq!(
+        (stats.received, stats.region_errors, stats.forwarded),
+        (11, 6, 5)
+    );
+    let statuses: Vec<_> = proxy.log().iter().map(|r| r.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == Some(301)).count(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_requests_get_the_region_header_and_no_body() {
+    let upstream = EchoUpstream::start();
+    let proxy = FaultProxy::start(
+        &upstream.endpoint(),
+        FaultConfig::default()
+            .with_bucket_region("eu-bucket", "eu-west-1")
+            .with_bucket_region("cape-bucket", "af-south-1"),
+    )
+    .unwrap();
+    let client = http_client();
+    let head = |path: &str, region: &str| signed_for("HEAD", &format!("{}/{path}", proxy.endpoint()), region);
+
+    // HeadBucket from the wrong region: 301, the header, no body.
+    let wrong = send(&client, head("eu-bucket", "us-east-1")).await.unwrap();
+    assert_eq!(
+        (wrong.status, bucket_region_header(&wrong), wrong.body.as_str()),
+        (StatusCode::MOVED_PERMANENTLY, Some("eu-west-1"), "")
+    );
+    // From its own region: forwarded, and S3's header added to the upstream's answer.
+    let right = send(&client, head("eu-bucket", "eu-west-1")).await.unwrap();
+    assert_eq!(
+        (right.status, bucket_region_header(&right)),
+        (StatusCode::OK, Some("eu-west-1"))
+    );
+    assert_eq!(upstream_requests(&upstream), 1);
+    // HeadBucket redirects even where other requests get a 400: opt-in regions.
+    for (path, region, expected) in [
+        ("cape-bucket", "us-east-1", "af-south-1"),
+        ("eu-bucket", "me-south-1", "eu-west-1"),
+        ("eu-bucket/", "me-south-1", "eu-west-1"),
+    ] {
+        let answer = send(&client, head(path, region)).await.unwrap();
+        assert_eq!(
+            (answer.status, bucket_region_header(&answer), answer.body.as_str()),
+            (StatusCode::MOVED_PERMANENTLY, Some(expected), ""),
+            "{path} from {region}"
+        );
+    }
+    // HeadObject from the wrong region: 301 with the header and no body.
+    let object = send(&client, head("eu-bucket/key", "us-west-2")).await.unwrap();
+    assert_eq!(
+        (object.status, bucket_region_header(&object), object.body.as_str()),
+        (StatusCode::MOVED_PERMANENTLY, Some("eu-west-1"), "")
+    );
+    // HeadObject in the bucket's region is forwarded unchanged.
+    let object = send(&client, head("eu-bucket/key", "eu-west-1")).await.unwrap();
+    assert_eq!(
+        (object.status, bucket_region_header(&object)),
+        (StatusCode::OK, None)
+    );
+    assert_eq!(proxy.stats().region_errors, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_endpoint_answers_us_east_1_with_authorization_header_malformed() {
+    let upstream = EchoUpstream::start();
+    let proxy = FaultProxy::start(
+        &upstream.endpoint(),
+        FaultConfig::default()
+            .with_bucket_region("eu-bucket", "eu-west-1")
+            .with_global_s3_endpoint(),
+    )
+    .unwrap();
+    assert_eq!(proxy.config().s3_endpoint.as_str(), "global");
+    let client = http_client();
+    let url = format!("{}/eu-bucket/key", proxy.endpoint());
+
+    let malformed = send(&client, signed_for("GET", &url, "us-east-1")).await.unwrap();
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bucket_region_header(&malformed), None);
+    assert!(
+        malformed.body.contains(
+            "<Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization header is malformed; \
+             the region &apos;us-east-1&apos; is wrong; expecting &apos;eu-west-1&apos;</Message>\
+             <Region>eu-west-1</Region><RequestId>"
+        ),
+        "{}",
+        malformed.body
+    );
+    // A HEAD has no body to carry <Region>: the header carries it.
+    let head = send(&client, signed_for("HEAD", &url, "us-east-1")).await.unwrap();
+    assert_eq!(
+        (head.status, bucket_region_header(&head), head.body.as_str()),
+        (StatusCode::BAD_REQUEST, Some("eu-west-1"), "")
+    );
+    // Signed for another region, the global endpoint redirects.
+    let other = send(&client, signed_for("GET", &url, "us-west-2")).await.unwrap();
+    assert_eq!(
+        (other.status, bucket_region_header(&other)),
+        (StatusCode::MOVED_PERMANENTLY, Some("eu-west-1"))
+    );
+    // HeadBucket still redirects with the header.
+    let head_bucket = send(
+        &client,
+        signed_for("HEAD", &format!("{}/eu-bucket", proxy.endpoint()), "us-east-1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(head_bucket.status, StatusCode::MOVED_PERMANENTLY);
+
+    // A regional endpoint redirects the same request.
+    proxy
+        .set_config(FaultConfig::default().with_bucket_region("eu-bucket", "eu-west-1"))
+        .unwrap();
+    let regional = send(&client, signed_for("GET", &url, "us-east-1")).await.unwrap();
+    assert_eq!(regional.status, StatusCode::MOVED_PERMANENTLY);
+    assert!(regional.body.contains("<Code>PermanentRedirect</Code>"));
+    assert_eq!(upstream_requests(&upstream), 0);
+    assert_eq!(proxy.stats().region_errors, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opt_in_region_mismatch_is_an_illegal_location_constraint_without_region_header() {
+    let upstream = EchoUpstream::start();
+    let proxy = FaultProxy::start(
+        &upstream.endpoint(),
+        FaultConfig::default()
+            .with_bucket_region("cape-bucket", "af-south-1")
+            .with_bucket_region("eu-bucket", "eu-west-1")
+            .with_global_s3_endpoint(),
+    )
+    .unwrap();
+    let client = http_client();
+    let url = |path: &str| format!("{}/{path}", proxy.endpoint());
+
+    // Both directions: an opt-in bucket from a default region, and the other way round. The
+    // opt-in rule wins over the global endpoint's AuthorizationHeaderMalformed.
+    for (path, signed, constraint) in [
+        ("cape-bucket/key", "us-east-1", "af-south-1"),
+        ("cape-bucket", "eu-west-1", "af-south-1"),
+        ("eu-bucket/key", "me-south-1", "eu-west-1"),
+    ] {
+        let answer = send(&client, signed_for("GET", &url(path), signed)).await.unwrap();
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{path} from {signed}");
+        assert_eq!(bucket_region_header(&answer), None);
+        assert!(
+            answer.body.contains(&format!(
+                "<Error><Code>IllegalLocationConstraintException</Code><Message>The {constraint} location constraint \
+                 is incompatible for the region specific endpoint this request was sent to.</Message><RequestId>"
+            )),
+            "{}",
+            answer.body
+        );
+    }
+    let head = send(&client, signed_for("HEAD", &url("cape-bucket/key"), "us-east-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (head.status, bucket_region_header(&head), head.body.as_str()),
+        (StatusCode::BAD_REQUEST, None, "")
+    );
+    // Between two opt-in regions S3 redirects.
+    let both = send(&client, signed_for("GET", &url("cape-bucket/key"), "me-south-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (both.status, bucket_region_header(&both)),
+        (StatusCode::MOVED_PERMANENTLY, Some("af-south-1"))
+    );
+    // The bucket's own region is served.
+    let own = send(&client, signed_for("GET", &url("cape-bucket/key"), "af-south-1"))
+        .await
+        .unwrap();
+    assert_eq!(own.status, StatusCode::OK);
+    let stats = proxy.stats();
+    assert_eq!((stats.region_errors, stats.forwarded), (5, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_bucket_location_is_answered_from_every_region() {
+    let upstream = EchoUpstream::start();
+    let proxy = FaultProxy::start(
+        &upstream.endpoint(),
+        FaultConfig::default()
+            .with_bucket_region("eu-bucket", "eu-west-1")
+            .with_bucket_region("us-bucket", "us-east-1")
+            .with_bucket_region("cape-bucket", "af-south-1"),
+    )
+    .unwrap();
+    let client = http_client();
+    let location = |bucket: &str| format!("{}/{bucket}?location", proxy.endpoint());
+    let xml = |constraint: &str| {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint \
+             xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{constraint}</LocationConstraint>"
+        )
+    };
+    for (bucket, signed, constraint) in [
+        ("eu-bucket", "us-east-1", "eu-west-1"),
+        ("eu-bucket", "eu-west-1", "eu-west-1"),
+        ("eu-bucket", "af-south-1", "eu-west-1"),
+        ("cape-bucket", "us-east-1", "af-south-1"),
+        // us-east-1 is the empty constraint.
+        ("us-bucket", "eu-west-1", ""),
+        ("us-bucket", "us-east-1", ""),
+    ] {
+        let answer = send(&client, signed_for("GET", &location(bucket), signed)).await.unwrap();
+        assert_eq!(answer.status, StatusCode::OK, "{bucket} from {signed}");
+        assert_eq!(answer.body, xml(constraint));
+        assert_eq!(
+            answer.headers["content-type"].to_str().unwrap(),
+            "application/xml"
+        );
+        assert_eq!(bucket_region_header(&answer), None);
+    }
+    // Virtual-hosted, and with `location=`.
+    let mut hosted = signed_for(
+        "GET",
+        &format!("{}/?location=", proxy.endpoint()),
+        "us-west-2",
+    );
+    hosted
+        .headers_mut()
+        .insert("host", format!("eu-bucket.localhost:{}", proxy.port()).parse().unwrap());
+    assert_eq!(send(&client, hosted).await.unwrap().body, xml("eu-west-1"));
+    // A bucket not in the map is the upstream's to answer.
+    let unknown = send(&client, signed_for("GET", &location("other"), "eu-west-1"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.body, "GET /other?location\n");
+    let stats = proxy.stats();
+    assert_eq!(
+        (stats.bucket_locations, stats.region_errors, stats.forwarded),
+        (7, 0, 1)
+    );
+    assert_eq!(upstream_requests(&upstream), 1);
+    assert!(proxy.log().iter().all(|r| r.status == Some(200)));
+}
+
+const LIST_BUCKETS_XML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListAllMyBucketsResult \
+    xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Owner><ID>abc</ID><DisplayName>webfile</DisplayName></Owner>\
+    <Buckets>\
+    <Bucket><Name>eu-bucket</Name><CreationDate>2026-01-01T00:00:00.000Z</CreationDate><BucketRegion>us-east-1</BucketRegion></Bucket>\
+    <Bucket><Name>plain</Name><CreationDate>2026-01-01T00:00:00.000Z</CreationDate><BucketRegion>us-east-1</BucketRegion></Bucket>\
+    <Bucket><Name>bare</Name><CreationDate>2026-01-01T00:00:00.000Z</CreationDate></Bucket>\
+    <Bucket><Name>cape-bucket</Name><CreationDate>2026-01-01T00:00:00.000Z</CreationDate></Bucket>\
+    </Buckets></ListAllMyBucketsResult>";
+
+/// (name, regions) of each `<Bucket>` row.
+fn bucket_rows(xml: &str) -> Vec<(String, Vec<String>)> {
+    common::xml_values(xml, "Bucket")
+        .iter()
+        .map(|row| {
+            (
+                common::xml_values(row, "Name").concat(),
+                common::xml_values(row, "BucketRegion"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_buckets_rows_get_their_bucket_region_or_lose_it() {
+    let upstream = EchoUpstream::with_list_buckets(LIST_BUCKETS_XML);
+    let config = FaultConfig::default()
+        .with_bucket_region("eu-bucket", "eu-west-1")
+        .with_bucket_region("cape-bucket", "af-south-1")
+        .with_bucket_region("absent", "us-west-2");
+    let proxy = FaultProxy::start(&upstream.endpoint(), config.clone()).unwrap();
+    let client = http_client();
+    let list = format!("{}/", proxy.endpoint());
+    let rows = |names: [(&str, &[&str]); 4]| -> Vec<(String, Vec<String>)> {
+        names
+            .iter()
+            .map(|(name, regions)| (name.to_string(), regions.iter().map(|r| r.to_string()).collect()))
+            .collect()
+    };
+
+    // Answered in any region: buckets in the map get theirs (replacing the upstream's), the
+    // others stay as the upstream sent them.
+    for signed in ["us-east-1", "af-south-1", "ap-southeast-2"] {
+        let answer = send(&client, signed_for("GET", &list, signed)).await.unwrap();
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(
+            bucket_rows(&answer.body),
+            rows([
+                ("eu-bucket", &["eu-west-1"]),
+                ("plain", &["us-east-1"]),
+                ("bare", &[]),
+                ("cape-bucket", &["af-south-1"]),
+            ])
+        );
+        assert!(answer.body.contains(
+            "<Bucket><Name>cape-bucket</Name><CreationDate>2026-01-01T00:00:00.000Z</CreationDate>\
+             <BucketRegion>af-south-1</BucketRegion></Bucket>"
+        ));
+        assert!(answer.body.ends_with("</Buckets></ListAllMyBucketsResult>"));
+        assert_eq!(
+            answer.headers["content-length"].to_str().unwrap(),
+            answer.body.len().to_string()
+        );
+        assert_eq!(
+            answer.headers["content-type"].to_str().unwrap(),
+            "application/xml"
+        );
+    }
+
+    // Off: no row has one, as from an older S3-compatible server.
+    proxy.set_config(config.with_list_bucket_regions(false)).unwrap();
+    let stripped = send(&client, signed_for("GET", &list, "us-east-1")).await.unwrap();
+    assert!(!stripped.body.contains("BucketRegion"), "{}", stripped.body);
+    assert_eq!(bucket_rows(&stripped.body).len(), 4);
+    assert_eq!(
+        stripped.headers["content-length"].to_str().unwrap(),
+        stripped.body.len().to_string()
+    );
+    // Also with no bucket_regions at all.
+    proxy
+        .set_config(FaultConfig::default().with_list_bucket_regions(false))
+        .unwrap();
+    let stripped = send(&client, signed_for("GET", &list, "us-east-1")).await.unwrap();
+    assert!(!stripped.body.contains("BucketRegion"));
+
+    // The default config leaves the body as the upstream sent it.
+    proxy.set_config(FaultConfig::default()).unwrap();
+    let untouched = send(&client, signed_for("GET", &list, "us-east-1")).await.unwrap();
+    assert_eq!(untouched.body, LIST_BUCKETS_XML);
+    let stats = proxy.stats();
+    assert_eq!((stats.forwarded, stats.region_errors), (6, 0));
+
+    // SyntheticS3's ListBuckets row gains one too.
+    let synthetic = SyntheticS3::start("synthetic-bucket", 3).unwrap();
+    let proxy = FaultProxy::start(
+        &synthetic.endpoint(),
+        FaultConfig::default().with_bucket_region("synthetic-bucket", "eu-central-1"),
+    )
+    .unwrap();
+    let answer = send(
+        &client,
+        signed_for("GET", &format!("{}/", proxy.endpoint()), "us-east-1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        bucket_rows(&answer.body),
+        vec![("synthetic-bucket".to_owned(), vec!["eu-central-1".to_owned()])]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_loop_buckets_always_redirect_to_another_region() {
+    let upstream = EchoUpstream::start();
+    let proxy = FaultProxy::start(
+        &upstream.endpoint(),
+        FaultConfig::default()
+            .with_redirect_loop("loop-bucket")
+            .with_bucket_region("loop-bucket", "eu-west-1"),
+    )
+    .unwrap();
+    let client = http_client();
+    let url = format!("{}/loop-bucket/key", proxy.endpoint());
+
+    // Following each redirect leads to another one, never to the object.
+    let mut region = "us-east-1".to_owned();
+    let mut visited = Vec::new();
+    for _ in 0..6 {
+        let answer = send(&client, signed_for("GET", &url, &region)).await.unwrap();
+        assert_eq!(answer.status, StatusCode::MOVED_PERMANENTLY);
+        let next = bucket_region_header(&answer).unwrap().to_owned();
+        assert_ne!(next, region);
+        assert!(
+            answer.body.contains(&format!(
+                "<Endpoint>loop-bucket.s3.{next}.amazonaws.com</Endpoint><Bucket>loop-bucket</Bucket>"
+            )),
+            "{}",
+            answer.body
+        );
+        visited.push(next.clone());
+        region = next;
+    }
+    assert_eq!(
+        visited,
+        ["us-west-2", "eu-west-1", "us-west-2", "eu-west-1", "us-west-2", "eu-west-1"]
+    );
+    // Every operation: HEAD, GetBucketLocation, the region in bucket_regions too.
+    let head = send(
+        &client,
+        signed_for("HEAD", &format!("{}/loop-bucket", proxy.endpoint()), "eu-west-1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (head.status, bucket_region_header(&head), head.body.as_str()),
+        (StatusCode::MOVED_PERMANENTLY, Some("us-west-2"), "")
+    );
+    let location = send(
+        &client,
+        signed_for(
+            "GET",
+            &format!("{}/loop-bucket?location", proxy.endpoint()),
+            "us-west-2",
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (location.status, bucket_region_header(&location)),
+        (StatusCode::MOVED_PERMANENTLY, Some("eu-west-1"))
+    );
+    assert_eq!(upstream_requests(&upstream), 0);
+    assert_eq!(proxy.stats().region_errors, 8);
+
+    // Through the admin interface.
+    let admin = post(
+        &client,
+        &format!("{}/__proxy/config", proxy.endpoint()),
+        r#"{"redirect_loops": ["other-loop"]}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(admin.status, StatusCode::OK, "{}", admin.body);
+    let other = send(
+        &client,
+        signed_for("GET", &format!("{}/other-loop/k", proxy.endpoint()), "us-west-2"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(bucket_region_header(&other), Some("eu-west-1"));
+    let freed = send(&client, signed_for("GET", &url, "us-east-1")).await.unwrap();
+    assert_eq!(freed.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn region_answers_wait_out_latency_precede_faults_and_are_counted() {
+    let upstream = EchoUpstream::start();
+    let proxy = FaultProxy::start(
+        &upstream.endpoint(),
+        FaultConfig::throttle(0.0, 0)
+            .with_latency(Duration::from_millis(40))
+            .with_bucket_region("eu-bucket", "eu-west-1"),
+    )
+    .unwrap();
+    let client = http_client();
+    let url = format!("{}/eu-bucket/key", proxy.endpoint());
+
+    let redirected = send(&client, signed_for("GET", &url, "us-east-1")).await.unwrap();
+    assert_eq!(redirected.status, StatusCode::MOVED_PERMANENTLY);
+    assert!(redirected.total >= Duration::from_millis(40), "{:?}", redirected.total);
+    // In the right region the request meets the faults.
+    let throttled = send(&client, signed_for("GET", &url, "eu-west-1")).await.unwrap();
+    assert_eq!(throttled.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(throttled.body.contains("<Code>SlowDown</Code>"));
+    // So does GetBucketLocation, which stands in for the upstream.
+    let location = send(
+        &client,
+        signed_for("GET", &format!("{}/eu-bucket?location", proxy.endpoint()), "us-east-1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(location.status, StatusCode::SERVICE_UNAVAILABLE);
+    let unmapped = send(
+        &client,
+        signed_for("GET", &format!("{}/other/key", proxy.endpoint()), "us-east-1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(unmapped.status, StatusCode::SERVICE_UNAVAILABLE);
+
+    let stats = proxy.stats();
+    assert_eq!(
+        (stats.received, stats.region_errors, stats.throttled, stats.bucket_locations),
+        (4, 1, 3, 0)
+    );
+    let shown = stats.to_json();
+    assert_eq!(shown["region_errors"], 1);
+    assert_eq!(shown["bucket_locations"], 0);
+    let over_http: serde_json::Value = serde_json::from_str(
+        &get(&client, &format!("{}/__proxy/stats", proxy.endpoint()))
+            .await
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    assert_eq!(over_http["region_errors"], 1);
+    let log = proxy.log();
+    assert_eq!(
+        log.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [Some(301), Some(503), Some(503), Some(503)]
+    );
+    assert_eq!(
+        (log[0].method.as_str(), log[0].path_and_query.as_str()),
+        ("GET", "/eu-bucket/key")
+    );
+    assert!(log[0].finished - log[0].received >= Duration::from_millis(40));
+
+    proxy.reset_stats();
+    assert_eq!(proxy.stats().region_errors, 0);
+    assert!(proxy.log().is_empty());
+}
+
+#[test]
+fn region_config_round_trips_through_json_and_rejects_bad_values() {
+    let config = FaultConfig::default()
+        .with_bucket_region("eu-bucket", "eu-west-1")
+        .with_bucket_region("us-bucket", "us-east-1")
+        .with_global_s3_endpoint()
+        .with_list_bucket_regions(false)
+        .with_redirect_loop("loop-bucket");
+    let json = config.to_json();
+    assert_eq!(
+        json["bucket_regions"],
+        serde_json::json!({ "eu-bucket": "eu-west-1", "us-bucket": "us-east-1" })
+    );
+    assert_eq!(json["s3_endpoint"], "global");
+    assert_eq!(json["list_bucket_regions"], false);
+    assert_eq!(json["redirect_loops"], serde_json::json!(["loop-bucket"]));
+    assert_eq!(FaultConfig::from_json(&json).unwrap(), config);
+
+    // The defaults: off, and the proxy transparent.
+    let defaults = FaultConfig::default();
+    assert!(defaults.bucket_regions.is_empty() && defaults.redirect_loops.is_empty());
+    assert!(defaults.list_bucket_regions);
+    assert_eq!(defaults.s3_endpoint.as_str(), "regional");
+    let shown = defaults.to_json();
+    assert_eq!(shown["bucket_regions"], serde_json::json!({}));
+    assert_eq!(shown["s3_endpoint"], "regional");
+    assert_eq!(shown["list_bucket_regions"], true);
+    assert_eq!(shown["redirect_loops"], serde_json::json!([]));
+    assert_eq!(FaultConfig::from_json(&shown).unwrap(), defaults);
+    assert_eq!(
+        FaultConfig::from_json(&serde_json::json!({
+            "bucket_regions": null, "s3_endpoint": null, "list_bucket_regions": null, "redirect_loops": null
+        }))
+        .unwrap(),
+        defaults
+    );
+    let parsed = FaultConfig::from_json(&serde_json::json!({
+        "bucket_regions": { "b": "ap-southeast-2" }, "s3_endpoint": "regional"
+    }))
+    .unwrap();
+    assert_eq!(parsed, FaultConfig::default().with_bucket_region("b", "ap-southeast-2"));
+
+    for bad in [
+        serde_json::json!({ "bucket_regions": { "b": 5 } }),
+        serde_json::json!({ "bucket_regions": { "b": null } }),
+        serde_json::json!({ "bucket_regions": ["b"] }),
+        serde_json::json!({ "bucket_regions": { "b": "EU" } }),
+        serde_json::json!({ "bucket_regions": { "b": "" } }),
+        serde_json::json!({ "bucket_regions": { "b": "eu west 1" } }),
+        serde_json::json!({ "bucket_regions": { "": "eu-west-1" } }),
+        serde_json::json!({ "bucket_regions": { "a/b": "eu-west-1" } }),
+        serde_json::json!({ "s3_endpoint": "moon" }),
+        serde_json::json!({ "s3_endpoint": "Global" }),
+        serde_json::json!({ "s3_endpoint": 1 }),
+        serde_json::json!({ "list_bucket_regions": "yes" }),
+        serde_json::json!({ "list_bucket_regions": 1 }),
+        serde_json::json!({ "redirect_loops": "b" }),
+        serde_json::json!({ "redirect_loops": [1] }),
+        serde_json::json!({ "redirect_loops": [""] }),
+        serde_json::json!({ "bucket_region": { "b": "eu-west-1" } }),
+    ] {
+        assert!(FaultConfig::from_json(&bad).is_err(), "{bad}");
+    }
+    assert!(
+        FaultConfig::default()
+            .with_bucket_region("b", "Not A Region")
+            .validate()
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_interface_sets_and_shows_region_fields() {
+    let upstream = EchoUpstream::start();
+    let proxy = FaultProxy::start(&upstream.endpoint(), FaultConfig::default()).unwrap();
+    let client = http_client();
+    let admin = format!("{}/__proxy/config", proxy.endpoint());
+    let set = post(
+        &client,
+        &admin,
+        r#"{"bucket_regions": {"eu-bucket": "eu-west-1"}, "s3_endpoint": "global", "list_bucket_regions": false, "redirect_loops": ["loop"]}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(
+        proxy.config(),
+        FaultConfig::default()
+            .with_bucket_region("eu-bucket", "eu-west-1")
+            .with_global_s3_endpoint()
+            .with_list_bucket_regions(false)
+            .with_redirect_loop("loop")
+    );
+    let shown: serde_json::Value = serde_json::from_str(&get(&client, &admin).await.unwrap().body).unwrap();
+    assert_eq!(shown["bucket_regions"]["eu-bucket"], "eu-west-1");
+    assert_eq!(shown["s3_endpoint"], "global");
+    for bad in [
+        r#"{"bucket_regions": {"eu-bucket": 1}}"#,
+        r#"{"s3_endpoint": "local"}"#,
+        r#"{"redirect_loops": "loop"}"#,
+    ] {
+        let refused = post(&client, &admin, bad).await.unwrap();
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(refused.body.contains("\"error\""), "{}", refused.body);
+    }
+    assert_eq!(proxy.config().s3_endpoint.as_str(), "global", "a refused config changes nothing");
+}
+
+fn sdk_client(endpoint: &str, region: &str) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new("AKIDTESTING", "secret", None, None, "test"))
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// The AWS SDK's own parsers accept the proxy's region answers as S3's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_sdk_reads_the_region_answers() {
+    use aws_sdk_s3::error::ProvideErrorMetadata as _;
+    use aws_sdk_s3::types::BucketLocationConstraint;
+    let synthetic = SyntheticS3::start("eu-bucket", 3).unwrap();
+    let proxy = FaultProxy::start(
+        &synthetic.endpoint(),
+        FaultConfig::default().with_bucket_region("eu-bucket", "eu-west-1"),
+    )
+    .unwrap();
+    let wrong = sdk_client(&proxy.endpoint(), "us-east-1");
+    let right = sdk_client(&proxy.endpoint(), "eu-west-1");
+
+    let head = wrong.head_bucket().bucket("eu-bucket").send().await.unwrap_err();
+    let raw = head.raw_response().expect("a response");
+    assert_eq!(raw.status().as_u16(), 301);
+    assert_eq!(raw.headers().get("x-amz-bucket-region"), Some("eu-west-1"));
+    let found = right.head_bucket().bucket("eu-bucket").send().await.unwrap();
+    assert_eq!(found.bucket_region(), Some("eu-west-1"));
+
+    let get = wrong
+        .get_object()
+        .bucket("eu-bucket")
+        .key("obj/000000000")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(get.code(), Some("PermanentRedirect"));
+    assert_eq!(
+        get.raw_response().unwrap().headers().get("x-amz-bucket-region"),
+        Some("eu-west-1")
+    );
+
+    let location = wrong.get_bucket_location().bucket("eu-bucket").send().await.unwrap();
+    assert_eq!(location.location_constraint(), Some(&BucketLocationConstraint::EuWest1));
+    let listed = wrong.list_buckets().send().await.unwrap();
+    assert_eq!(listed.buckets()[0].bucket_region(), Some("eu-west-1"));
+
+    proxy
+        .set_config(
+            FaultConfig::default()
+                .with_bucket_region("eu-bucket", "eu-west-1")
+                .with_global_s3_endpoint(),
+        )
+        .unwrap();
+    let malformed = wrong.list_objects_v2().bucket("eu-bucket").send().await.unwrap_err();
+    assert_eq!(malformed.code(), Some("AuthorizationHeaderMalformed"));
+    assert_eq!(
+        malformed.meta().message(),
+        Some("The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'")
+    );
+    proxy
+        .set_config(FaultConfig::default().with_bucket_region("eu-bucket", "af-south-1"))
+        .unwrap();
+    let illegal = wrong.list_objects_v2().bucket("eu-bucket").send().await.unwrap_err();
+    assert_eq!(illegal.code(), Some("IllegalLocationConstraintException"));
+    let listed = right
+        .list_objects_v2()
+        .bucket("eu-bucket")
+        .send()
+        .await;
+    assert_eq!(listed.unwrap_err().code(), Some("IllegalLocationConstraintException"));
+    let served = sdk_client(&proxy.endpoint(), "af-south-1")
+        .list_objects_v2()
+        .bucket("eu-bucket")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.key_count(), Some(3));
 }

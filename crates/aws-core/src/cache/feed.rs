@@ -26,8 +26,20 @@ pub struct Source {
 struct Recording {
     cache: Arc<Cache>,
     key: String,
+    /// The key to store under after all, decided when the listing completes (see
+    /// [`RowFeed::store_under`]).
+    final_key: Option<FinalKey>,
     ttl: Duration,
     rows: Vec<Row>,
+}
+
+type FinalKey = Box<dyn FnOnce() -> Option<String> + Send>;
+
+impl Recording {
+    fn store(self) {
+        let key = self.final_key.and_then(|decide| decide()).unwrap_or(self.key);
+        self.cache.store(key, self.rows, self.ttl);
+    }
 }
 
 enum Inner {
@@ -89,6 +101,7 @@ impl RowFeed {
                 recording: ttl.map(|ttl| Recording {
                     cache: cache.clone(),
                     key,
+                    final_key: None,
                     ttl,
                     rows: Vec::new(),
                 }),
@@ -118,7 +131,7 @@ impl RowFeed {
                     }
                     Next::End => {
                         if let Some(rec) = recording.take() {
-                            rec.cache.store(rec.key, rec.rows, rec.ttl);
+                            rec.store();
                         }
                     }
                     Next::Error(_) => *recording = None,
@@ -153,9 +166,7 @@ impl RowFeed {
                     }
                     None => {
                         if let Some(rec) = recording.take() {
-                            let stored = tokio::task::spawn_blocking(move || {
-                                rec.cache.store(rec.key, rec.rows, rec.ttl);
-                            });
+                            let stored = tokio::task::spawn_blocking(move || rec.store());
                             // A store that failed to run leaves the entry uncached, nothing worse.
                             let _ = stored.await;
                         }
@@ -165,6 +176,17 @@ impl RowFeed {
                 next
             }
         }
+    }
+
+    /// Decides the key a network listing is stored under when it completes, by `decide()`
+    /// then (`None`: the key it was looked up under). What a listing learns on its way may
+    /// change where its answer belongs: an S3 listing is keyed by its bucket's region, which
+    /// its first page may have just found out.
+    pub fn store_under(mut self, decide: impl FnOnce() -> Option<String> + Send + 'static) -> Self {
+        if let Inner::Live { recording: Some(rec), .. } = &mut self.inner {
+            rec.final_key = Some(Box::new(decide));
+        }
+        self
     }
 
     /// Stops the listing; nothing partial is stored.

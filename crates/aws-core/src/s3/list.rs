@@ -8,6 +8,10 @@
 use crate::error::AwsError;
 use crate::pagination::PageStream;
 use crate::row::{Field, Row};
+use std::sync::Arc;
+
+use crate::fanout::RequestLimit;
+use crate::s3::route::BucketRouter;
 use crate::s3::url::S3Url;
 use crate::session::Session;
 
@@ -34,11 +38,13 @@ impl ListObjects {
     }
 }
 
-/// The buckets of the account: `name`, `type` ("bucket"), `region`, `created`.
-pub fn list_buckets(session: &Session) -> PageStream<Row> {
+/// The buckets of the account: `name`, `type` ("bucket"), `region`, `created`. The regions it
+/// reports are learned for routing (ListBuckets itself is answered in any region).
+pub fn list_buckets(session: &Arc<Session>) -> PageStream<Row> {
     let client = session.s3().clone();
+    let router = BucketRouter::new(session);
     PageStream::spawn(move |token| {
-        let client = client.clone();
+        let (client, router) = (client.clone(), router.clone());
         async move {
             let out = client
                 .list_buckets()
@@ -47,13 +53,15 @@ pub fn list_buckets(session: &Session) -> PageStream<Row> {
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("S3 ListBuckets", e))?;
+            let regions = bucket_regions(&router, out.buckets()).await;
             let rows = out
                 .buckets()
                 .iter()
-                .map(|b| {
+                .zip(regions)
+                .map(|(b, region)| {
                     Row::new()
                         .with("name", Field::text(b.name()))
-                        .with("region", Field::text(b.bucket_region()))
+                        .with("region", Field::text(region.as_deref()))
                         .with("created", Field::time(b.creation_date()))
                 })
                 .collect();
@@ -62,28 +70,60 @@ pub fn list_buckets(session: &Session) -> PageStream<Row> {
     })
 }
 
-/// The objects (and, unless recursive, the common prefixes) under `request.url`.
-pub fn list_objects(session: &Session, request: ListObjects) -> PageStream<Row> {
-    let client = session.s3().clone();
+/// Lookups of bucket regions ListBuckets did not report, at once.
+const REGION_LOOKUPS_AT_ONCE: usize = 16;
+
+/// The region of each bucket of a ListBuckets page: its `BucketRegion` (real S3 sends it, and it
+/// is learned for routing), else the one known or asked of S3 (older S3-compatible servers);
+/// `None` where neither answers (no permission to ask).
+async fn bucket_regions(router: &BucketRouter, buckets: &[aws_sdk_s3::types::Bucket]) -> Vec<Option<String>> {
+    let limit = RequestLimit::new(REGION_LOOKUPS_AT_ONCE);
+    let mut lookups = tokio::task::JoinSet::new();
+    let mut regions = vec![None; buckets.len()];
+    for (i, bucket) in buckets.iter().enumerate() {
+        let Some(name) = bucket.name() else { continue };
+        match bucket.bucket_region() {
+            Some(region) => {
+                router.learn_listed(name, region);
+                regions[i] = Some(region.to_string());
+            }
+            None => {
+                let (router, limit, name) = (router.clone(), limit.clone(), name.to_string());
+                lookups.spawn(async move { (i, limit.run(router.region_of(&name)).await.ok()) });
+            }
+        }
+    }
+    while let Some(found) = lookups.join_next().await {
+        if let Ok((i, region)) = found {
+            regions[i] = region;
+        }
+    }
+    regions
+}
+
+/// The objects (and, unless recursive, the common prefixes) under `request.url`, asked of the
+/// bucket's region.
+pub fn list_objects(session: &Arc<Session>, request: ListObjects) -> PageStream<Row> {
+    let router = BucketRouter::new(session);
     PageStream::spawn(move |token| {
-        let client = client.clone();
+        let router = router.clone();
         let request = request.clone();
         async move {
-            let mut call = client
-                .list_objects_v2()
-                .bucket(&request.url.bucket)
-                .max_keys(request.page_size.clamp(1, MAX_KEYS))
-                .set_continuation_token(token);
-            if !request.url.key.is_empty() {
-                call = call.prefix(&request.url.key);
-            }
-            if !request.recursive {
-                call = call.delimiter("/");
-            }
-            let out = call
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("S3 ListObjectsV2", e))?;
+            let page = |client: aws_sdk_s3::Client| {
+                let mut call = client
+                    .list_objects_v2()
+                    .bucket(&request.url.bucket)
+                    .max_keys(request.page_size.clamp(1, MAX_KEYS))
+                    .set_continuation_token(token.clone());
+                if !request.url.key.is_empty() {
+                    call = call.prefix(&request.url.key);
+                }
+                if !request.recursive {
+                    call = call.delimiter("/");
+                }
+                async move { call.send().await.map_err(|e| AwsError::from_sdk("S3 ListObjectsV2", e)) }
+            };
+            let out = router.call(&request.url.bucket, page).await?;
             let files = out.contents().iter().map(|o| {
                 let key = o.key().unwrap_or_default();
                 (key, object_row(&request.url, o))

@@ -1,18 +1,21 @@
 //! S3: `s3://` URLs and bucket-name rules ([`url`]), listings of buckets and objects as streams of
 //! rows ([`list`]), single-object operations: head, get, put, batched delete ([`object`]),
-//! whole-object transfers as futures for the request engine ([`transfer`]), and bucket tags and
-//! regions ([`tagging`]).
+//! whole-object transfers as futures for the request engine ([`transfer`]), bucket tags and
+//! locations ([`tagging`]), and the routing of every request about a bucket to the bucket's
+//! region ([`route`]).
 //!
 //! Not here: running many of them at once (that is the request engine's job) or any decoding
 //! of object contents (the shell decides what a `.json` is).
 
 pub mod list;
 pub mod object;
+pub mod route;
 pub mod tagging;
 pub mod transfer;
 pub mod url;
 
 pub use list::{ListObjects, list_buckets, list_objects};
 pub use object::{DeleteOutcome, ObjectBody, delete_objects, get_object, head_object, put_object};
-pub use tagging::{bucket_region, bucket_tags};
+pub use route::{BucketRegions, BucketRouter, RegionStore};
+pub use tagging::{bucket_location, bucket_tags};
 pub use url::{S3Url, UrlError};

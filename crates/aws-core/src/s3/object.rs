@@ -11,7 +11,10 @@ use bytes::Bytes;
 use crate::error::{AwsError, ErrorKind};
 use crate::row::{Field, Row};
 use crate::runtime::{Interrupt, block_on};
+use std::sync::Arc;
+
 use crate::s3::list::unquote_etag;
+use crate::s3::route::BucketRouter;
 use crate::s3::url::S3Url;
 use crate::session::Session;
 
@@ -27,21 +30,20 @@ fn interrupted(op: &str) -> impl FnOnce(crate::runtime::Interrupted) -> AwsError
 
 /// Metadata of one object: `name`, `size`, `modified`, `etag`, `content_type`, `storage_class`,
 /// `version_id`, `metadata`.
-pub fn head_object(session: &Session, url: &S3Url, interrupt: &dyn Interrupt) -> Result<Row, AwsError> {
-    block_on(interrupt, head_object_with(session.s3().clone(), url.clone()))
+pub fn head_object(session: &Arc<Session>, url: &S3Url, interrupt: &dyn Interrupt) -> Result<Row, AwsError> {
+    block_on(interrupt, head_object_with(BucketRouter::new(session), url.clone()))
         .map_err(interrupted("S3 HeadObject"))?
 }
 
-/// [`head_object`] as a future on a given client (the engine's, which does its own retries).
-pub async fn head_object_with(client: aws_sdk_s3::Client, url: S3Url) -> Result<Row, AwsError> {
+/// [`head_object`] as a future on given clients (the engine's, which does its own retries).
+pub async fn head_object_with(router: BucketRouter, url: S3Url) -> Result<Row, AwsError> {
     let op = "S3 HeadObject";
-    let out = client
-        .head_object()
-        .bucket(&url.bucket)
-        .key(&url.key)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk(op, e))?;
+    let out = router
+        .call(&url.bucket, |client| {
+            let call = client.head_object().bucket(&url.bucket).key(&url.key);
+            async move { call.send().await.map_err(|e| AwsError::from_sdk(op, e)) }
+        })
+        .await?;
     let mut metadata: Vec<(String, Field)> = out
         .metadata()
         .map(|m| m.iter().map(|(k, v)| (k.clone(), Field::Text(v.clone()))).collect())
@@ -90,17 +92,17 @@ impl Read for ObjectBody {
 
 /// Starts downloading an object; the body streams as it is read.
 pub fn get_object(
-    session: &Session,
+    session: &Arc<Session>,
     url: &S3Url,
     interrupt: impl Interrupt + Send + 'static,
 ) -> Result<ObjectBody, AwsError> {
     let op = "S3 GetObject";
-    let out = block_on(
-        &interrupt,
-        session.s3().get_object().bucket(&url.bucket).key(&url.key).send(),
-    )
-    .map_err(interrupted(op))?
-    .map_err(|e| AwsError::from_sdk(op, e))?;
+    let router = BucketRouter::new(session);
+    let get = router.call(&url.bucket, |client| {
+        let call = client.get_object().bucket(&url.bucket).key(&url.key);
+        async move { call.send().await.map_err(|e| AwsError::from_sdk(op, e)) }
+    });
+    let out = block_on(&interrupt, get).map_err(interrupted(op))??;
     Ok(ObjectBody {
         content_type: out.content_type().map(str::to_string),
         content_length: out.content_length().and_then(|n| u64::try_from(n).ok()),
@@ -128,32 +130,32 @@ fn io_error(op: &str, err: std::io::Error) -> AwsError {
 
 /// Uploads everything `reader` yields to `url`: `name`, `size`, `etag`.
 pub fn put_object(
-    session: &Session,
+    session: &Arc<Session>,
     url: &S3Url,
     reader: &mut dyn Read,
     content_type: Option<&str>,
     interrupt: &dyn Interrupt,
 ) -> Result<Row, AwsError> {
     let first = read_part(reader, PART_SIZE).map_err(|e| io_error("S3 PutObject", e))?;
+    let router = BucketRouter::new(session);
     if first.len() < PART_SIZE {
         let op = "S3 PutObject";
         let size = first.len();
-        let out = block_on(
-            interrupt,
-            session
-                .s3()
+        // The body is cheap to clone (shared bytes): a redirect sends it again.
+        let body = Bytes::from(first);
+        let put = router.call(&url.bucket, |client| {
+            let call = client
                 .put_object()
                 .bucket(&url.bucket)
                 .key(&url.key)
                 .set_content_type(content_type.map(str::to_string))
-                .body(ByteStream::from(first))
-                .send(),
-        )
-        .map_err(interrupted(op))?
-        .map_err(|e| AwsError::from_sdk(op, e))?;
+                .body(ByteStream::from(body.clone()));
+            async move { call.send().await.map_err(|e| AwsError::from_sdk(op, e)) }
+        });
+        let out = block_on(interrupt, put).map_err(interrupted(op))??;
         return Ok(uploaded_row(url, size as u64, out.e_tag()));
     }
-    put_multipart(session, url, first, reader, content_type, interrupt)
+    put_multipart(&router, url, first, reader, content_type, interrupt)
 }
 
 fn uploaded_row(url: &S3Url, size: u64, etag: Option<&str>) -> Row {
@@ -164,26 +166,25 @@ fn uploaded_row(url: &S3Url, size: u64, etag: Option<&str>) -> Row {
 }
 
 fn put_multipart(
-    session: &Session,
+    router: &BucketRouter,
     url: &S3Url,
     first: Vec<u8>,
     reader: &mut dyn Read,
     content_type: Option<&str>,
     interrupt: &dyn Interrupt,
 ) -> Result<Row, AwsError> {
-    let client = session.s3();
     let op = "S3 CreateMultipartUpload";
-    let created = block_on(
-        interrupt,
-        client
+    let create = router.call(&url.bucket, |client| {
+        let call = client
             .create_multipart_upload()
             .bucket(&url.bucket)
             .key(&url.key)
-            .set_content_type(content_type.map(str::to_string))
-            .send(),
-    )
-    .map_err(interrupted(op))?
-    .map_err(|e| AwsError::from_sdk(op, e))?;
+            .set_content_type(content_type.map(str::to_string));
+        async move { call.send().await.map_err(|e| AwsError::from_sdk(op, e)) }
+    });
+    let created = block_on(interrupt, create).map_err(interrupted(op))??;
+    // The create found the bucket's region: the parts go there.
+    let client = &router.client_for(&url.bucket);
     let upload_id = created.upload_id().unwrap_or_default().to_string();
 
     let result = (|| {
@@ -254,18 +255,18 @@ pub struct DeleteOutcome {
 
 /// Deletes up to [`DELETE_BATCH`] keys of one bucket in one request, reporting each key.
 pub fn delete_objects(
-    session: &Session,
+    session: &Arc<Session>,
     bucket: &str,
     keys: &[String],
     interrupt: &dyn Interrupt,
 ) -> Result<Vec<DeleteOutcome>, AwsError> {
-    block_on(interrupt, delete_objects_with(session.s3().clone(), bucket.to_string(), keys.to_vec()))
+    block_on(interrupt, delete_objects_with(BucketRouter::new(session), bucket.to_string(), keys.to_vec()))
         .map_err(interrupted("S3 DeleteObjects"))?
 }
 
-/// [`delete_objects`] as a future on a given client.
+/// [`delete_objects`] as a future on given clients.
 pub async fn delete_objects_with(
-    client: aws_sdk_s3::Client,
+    router: BucketRouter,
     bucket: String,
     keys: Vec<String>,
 ) -> Result<Vec<DeleteOutcome>, AwsError> {
@@ -280,13 +281,12 @@ pub async fn delete_objects_with(
         .quiet(false)
         .build()
         .map_err(|e| AwsError::new(ErrorKind::InvalidInput, op, e.to_string()))?;
-    let out = client
-        .delete_objects()
-        .bucket(&bucket)
-        .delete(delete)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk(op, e))?;
+    let out = router
+        .call(&bucket, |client| {
+            let call = client.delete_objects().bucket(&bucket).delete(delete.clone());
+            async move { call.send().await.map_err(|e| AwsError::from_sdk(op, e)) }
+        })
+        .await?;
     let failed: std::collections::HashMap<&str, String> = out
         .errors()
         .iter()

@@ -7,18 +7,21 @@
 use aws_sdk_s3::Client;
 
 use crate::error::AwsError;
+use crate::s3::route::BucketRouter;
 
 /// The tags of `bucket` as (key, value) pairs, in the order S3 gives them; empty without tags.
-/// `client` must be of the bucket's region.
-pub async fn bucket_tags(client: &Client, bucket: &str) -> Result<Vec<(String, String)>, AwsError> {
-    match client.get_bucket_tagging().bucket(bucket).send().await {
+/// The call goes to the bucket's region (GetBucketTagging of a bucket elsewhere is refused).
+pub async fn bucket_tags(router: &BucketRouter, bucket: &str) -> Result<Vec<(String, String)>, AwsError> {
+    let answer = router
+        .call(bucket, |client: Client| async move { client.get_bucket_tagging().bucket(bucket).send().await.map_err(|e| AwsError::from_sdk("S3 GetBucketTagging", e)) })
+        .await;
+    match answer {
         Ok(out) => Ok(out
             .tag_set()
             .iter()
             .map(|t| (t.key().to_string(), t.value().to_string()))
             .collect()),
         Err(err) => {
-            let err = AwsError::from_sdk("S3 GetBucketTagging", err);
             if err.code.as_deref() == Some("NoSuchTagSet") {
                 Ok(Vec::new())
             } else {
@@ -29,7 +32,7 @@ pub async fn bucket_tags(client: &Client, bucket: &str) -> Result<Vec<(String, S
 }
 
 /// The region `bucket` lives in, from GetBucketLocation (which any region answers).
-pub async fn bucket_region(client: &Client, bucket: &str) -> Result<String, AwsError> {
+pub async fn bucket_location(client: &Client, bucket: &str) -> Result<String, AwsError> {
     let out = client
         .get_bucket_location()
         .bucket(bucket)

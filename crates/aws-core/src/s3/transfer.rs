@@ -19,7 +19,8 @@ pub use bytes::Bytes;
 use crate::error::{AwsError, ErrorKind};
 use crate::row::{Field, Row};
 use crate::s3::list::unquote_etag;
-use crate::s3::object::PART_SIZE;
+use crate::s3::object::{PART_SIZE, head_object_with};
+use crate::s3::route::BucketRouter;
 use crate::s3::url::S3Url;
 
 /// Parts of one multipart upload sent at once.
@@ -82,7 +83,7 @@ fn object_exists(op: &str, url: &S3Url) -> AwsError {
 /// Uploads the file at `path` to `url`: `source`, `destination`, `size`, `etag`. Without
 /// `overwrite`, an existing object is left alone (a conditional put, so one written meanwhile is
 /// safe too; a multipart upload checks first).
-pub async fn upload_file(client: aws_sdk_s3::Client, path: PathBuf, url: S3Url, overwrite: bool) -> Result<Row, AwsError> {
+pub async fn upload_file(router: BucketRouter, path: PathBuf, url: S3Url, overwrite: bool) -> Result<Row, AwsError> {
     let op = "S3 PutObject";
     let size = tokio::fs::metadata(&path)
         .await
@@ -91,43 +92,48 @@ pub async fn upload_file(client: aws_sdk_s3::Client, path: PathBuf, url: S3Url, 
     let content_type = content_type_for(&path).map(str::to_string);
     let source = path.display().to_string();
     if size <= PART_SIZE as u64 {
-        let body = ByteStream::from_path(&path)
+        let out = router
+            .call(&url.bucket, |client| {
+                let (path, url, content_type) = (&path, &url, content_type.clone());
+                async move {
+                    // Opened per attempt: a redirect sends the file again from its start.
+                    let body = ByteStream::from_path(path).await.map_err(|e| local_error(op, path, e))?;
+                    client
+                        .put_object()
+                        .bucket(&url.bucket)
+                        .key(&url.key)
+                        .set_content_type(content_type)
+                        .set_if_none_match((!overwrite).then(|| "*".to_string()))
+                        .body(body)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk(op, e))
+                }
+            })
             .await
-            .map_err(|e| local_error(op, &path, e))?;
-        let out = client
-            .put_object()
-            .bucket(&url.bucket)
-            .key(&url.key)
-            .set_content_type(content_type)
-            .set_if_none_match((!overwrite).then(|| "*".to_string()))
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(op, e))
             .map_err(|e| if e.code.as_deref() == Some("PreconditionFailed") { object_exists(op, &url) } else { e })?;
         return Ok(copied_row(source, url.to_string(), size, out.e_tag()));
     }
     if !overwrite {
-        let head = client.head_object().bucket(&url.bucket).key(&url.key).send().await;
-        match head {
+        match head_object_with(router.clone(), url.clone()).await {
             Ok(_) => return Err(object_exists(op, &url)),
-            Err(err) => {
-                let err = AwsError::from_sdk("S3 HeadObject", err);
-                if err.kind != ErrorKind::NotFound {
-                    return Err(err);
-                }
-            }
+            Err(err) if err.kind != ErrorKind::NotFound => return Err(err),
+            Err(_) => {}
         }
     }
     let op = "S3 CreateMultipartUpload";
-    let created = client
-        .create_multipart_upload()
-        .bucket(&url.bucket)
-        .key(&url.key)
-        .set_content_type(content_type)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk(op, e))?;
+    let created = router
+        .call(&url.bucket, |client| {
+            let call = client
+                .create_multipart_upload()
+                .bucket(&url.bucket)
+                .key(&url.key)
+                .set_content_type(content_type.clone());
+            async move { call.send().await.map_err(|e| AwsError::from_sdk(op, e)) }
+        })
+        .await?;
+    // The create found the bucket's region: the parts go there.
+    let client = router.client_for(&url.bucket);
     let upload_id = created.upload_id().unwrap_or_default().to_string();
     let result = upload_parts(&client, &path, &url, &upload_id, size).await;
     match result {
@@ -219,7 +225,7 @@ fn partial_path(dest: &Path) -> PathBuf {
 
 /// Downloads `url` to `dest` (parent directories created): `source`, `destination`, `size`,
 /// `etag`. Refuses to replace an existing file unless `overwrite`.
-pub async fn download_object(client: aws_sdk_s3::Client, url: S3Url, dest: PathBuf, overwrite: bool) -> Result<Row, AwsError> {
+pub async fn download_object(router: BucketRouter, url: S3Url, dest: PathBuf, overwrite: bool) -> Result<Row, AwsError> {
     let op = "S3 GetObject";
     if !overwrite && tokio::fs::symlink_metadata(&dest).await.is_ok() {
         return Err(AwsError::new(
@@ -232,7 +238,7 @@ pub async fn download_object(client: aws_sdk_s3::Client, url: S3Url, dest: PathB
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(parent).await.map_err(|e| local_error(op, parent, e))?;
     }
-    let out = start_get(&client, &url).await?;
+    let out = start_get(&router, &url).await?;
     let etag = out.e_tag().map(str::to_string);
     let partial = partial_path(&dest);
     let written = async {
@@ -265,20 +271,19 @@ pub async fn download_object(client: aws_sdk_s3::Client, url: S3Url, dest: PathB
 }
 
 /// A GetObject answered: headers in, body still to stream.
-async fn start_get(client: &aws_sdk_s3::Client, url: &S3Url) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, AwsError> {
-    client
-        .get_object()
-        .bucket(&url.bucket)
-        .key(&url.key)
-        .send()
+async fn start_get(router: &BucketRouter, url: &S3Url) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, AwsError> {
+    router
+        .call(&url.bucket, |client| {
+            let call = client.get_object().bucket(&url.bucket).key(&url.key);
+            async move { call.send().await.map_err(|e| AwsError::from_sdk("S3 GetObject", e)) }
+        })
         .await
-        .map_err(|e| AwsError::from_sdk("S3 GetObject", e))
 }
 
 /// Reads a whole object into memory: its bytes and content type.
-pub async fn read_object(client: aws_sdk_s3::Client, url: S3Url) -> Result<(Bytes, Option<String>), AwsError> {
+pub async fn read_object(router: BucketRouter, url: S3Url) -> Result<(Bytes, Option<String>), AwsError> {
     let op = "S3 GetObject";
-    let out = start_get(&client, &url).await?;
+    let out = start_get(&router, &url).await?;
     let content_type = out.content_type().map(str::to_string);
     let mut body = out.body;
     let mut data = bytes::BytesMut::new();
@@ -288,22 +293,27 @@ pub async fn read_object(client: aws_sdk_s3::Client, url: S3Url) -> Result<(Byte
     Ok((data.freeze(), content_type))
 }
 
-/// Copies an object within S3 (server side, up to 5 GiB).
-pub async fn copy_object(client: aws_sdk_s3::Client, from: S3Url, to: S3Url) -> Result<Row, AwsError> {
+/// Copies an object within S3 (server side, up to 5 GiB), also between regions: the request
+/// goes to the destination bucket's region, which fetches the source itself.
+pub async fn copy_object(router: BucketRouter, from: S3Url, to: S3Url) -> Result<Row, AwsError> {
     let op = "S3 CopyObject";
     // The copy source is `bucket/key`, URL-encoded except for the separating slashes.
     let source = format!("{}/{}", from.bucket, encode_key(&from.key));
-    let out = client
-        .copy_object()
-        .bucket(&to.bucket)
-        .key(&to.key)
-        .copy_source(source)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk(op, e))?;
+    let out = router
+        .call(&to.bucket, |client| {
+            let call = client.copy_object().bucket(&to.bucket).key(&to.key).copy_source(&source);
+            async move { call.send().await.map_err(|e| AwsError::from_sdk(op, e)) }
+        })
+        .await?;
     let etag = out.copy_object_result().and_then(|r| r.e_tag());
-    let head = client.head_object().bucket(&to.bucket).key(&to.key).send().await;
-    let size = head.ok().and_then(|h| h.content_length()).and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+    let size = head_object_with(router, to.clone())
+        .await
+        .ok()
+        .and_then(|h| match h.get("size") {
+            Some(Field::Bytes(n)) => Some(*n),
+            _ => None,
+        })
+        .unwrap_or(0);
     Ok(copied_row(from.to_string(), to.to_string(), size, etag))
 }
 

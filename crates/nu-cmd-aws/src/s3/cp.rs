@@ -112,18 +112,18 @@ impl Command for S3Cp {
             (Location::S3(from), Location::S3(to)) => copies(&cs, from, to, recursive, &source, head)?,
         };
 
-        let client = cs.session.s3_single_attempt().clone();
+        let router = aws_core::s3::BucketRouter::single_attempt(&cs.session);
         let request = move |transfer: Result<Transfer, ShellError>| {
             let transfer = match transfer {
                 Ok(transfer) => transfer,
                 Err(err) => return Request::Ready(Err(local_rejection(err))),
             };
-            let client = client.clone();
+            let router = router.clone();
             Request::Send(async move {
                 match transfer {
-                    Transfer::Upload { from, to } => upload_file(client, from, to, force).await,
-                    Transfer::Download { from, to } => download_object(client, from, to, force).await,
-                    Transfer::Copy { from, to } => copy_object(client, from, to).await,
+                    Transfer::Upload { from, to } => upload_file(router, from, to, force).await,
+                    Transfer::Download { from, to } => download_object(router, from, to, force).await,
+                    Transfer::Copy { from, to } => copy_object(router, from, to).await,
                 }
             })
         };

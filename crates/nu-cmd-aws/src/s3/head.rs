@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use aws_core::engine::{Engine, FailureMode, Lane, Request, request_key};
-use aws_core::s3::head_object;
+use aws_core::s3::{BucketRouter, head_object};
 use aws_core::s3::object::head_object_with;
 use nu_engine::command_prelude::*;
 
@@ -98,7 +98,7 @@ impl Command for S3Head {
             return Ok(row_to_value(row, head).into_pipeline_data());
         }
 
-        let client = cs.session.s3_single_attempt().clone();
+        let router = BucketRouter::single_attempt(&cs.session);
         let window = settings.dedup_window;
         let request = {
             let cs = cs.clone();
@@ -108,18 +108,17 @@ impl Command for S3Head {
                     Err(err) => return Request::Ready(Err(local_rejection(err))),
                 };
                 let scope = format!("{}/{}", url.bucket, url.key);
-                let store_key = match cs.cached_row("s3", "HeadObject", scope) {
-                    Ok(row) => return Request::Ready(Ok((row, None))),
-                    Err(key) => key,
-                };
+                if let Some(row) = cs.cached_row("s3", "HeadObject", &scope) {
+                    return Request::Ready(Ok((row, None)));
+                }
                 let dedup_key = request_key(&cs.session, "HeadObject", &url.to_string());
-                let client = client.clone();
+                let router = router.clone();
                 Request::Send(async move {
                     let row = Engine::global()
                         .rows
-                        .run(&dedup_key, window, || head_object_with(client, url))
+                        .run(&dedup_key, window, || head_object_with(router, url))
                         .await?;
-                    Ok((row, store_key))
+                    Ok((row, Some(scope)))
                 })
             }
         };
@@ -128,9 +127,9 @@ impl Command for S3Head {
         let fail_fast = settings.job.mode == FailureMode::FailFast;
         let values = BulkValues::new(job, lane, &settings, "head", show_progress, engine_state.signals().clone(), head, move |outcome| {
             vec![match outcome.result {
-                Ok((row, store_key)) => {
-                    if let Some(key) = store_key {
-                        cs.store_row(key, "s3", "HeadObject", row.clone());
+                Ok((row, fetched)) => {
+                    if let Some(scope) = fetched {
+                        cs.store_row("s3", "HeadObject", &scope, row.clone());
                     }
                     with_no_error(row_to_value(row, head))
                 }

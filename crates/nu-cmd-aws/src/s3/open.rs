@@ -139,7 +139,7 @@ impl S3Open {
         let (settings, show_progress) = engine_settings(engine_state, stack, call)?;
         let urls = urls_from_args_or_input(vec![], input, head)?;
         let cs = Arc::new(CallSession::resolve(&self.ctx, engine_state, stack, call)?);
-        let client = cs.session.s3_single_attempt().clone();
+        let router = aws_core::s3::BucketRouter::single_attempt(&cs.session);
         let window = settings.dedup_window;
         let session = cs.session.clone();
         let request = move |arg: Result<Spanned<String>, ShellError>| {
@@ -148,8 +148,8 @@ impl S3Open {
                 Err(err) => return Request::Ready(Err(local_rejection(err))),
             };
             let key = request_key(&session, "GetObject", &url.to_string());
-            let client = client.clone();
-            Request::Send(async move { Engine::global().bodies.run(&key, window, || read_object(client, url)).await })
+            let router = router.clone();
+            Request::Send(async move { Engine::global().bodies.run(&key, window, || read_object(router, url)).await })
         };
         let lane = Lane::of(&cs.session, "s3");
         let job = Engine::global().run(&lane, &settings, urls, request);

@@ -115,7 +115,7 @@ impl Command for S3Rm {
             pending: None,
             ready: None,
         };
-        let client = cs.session.s3_single_attempt().clone();
+        let router = aws_core::s3::BucketRouter::single_attempt(&cs.session);
         let request = {
             let cs = cs.clone();
             move |batch: Result<Batch, ShellError>| {
@@ -126,7 +126,7 @@ impl Command for S3Rm {
                 // Listings that show these keys are stale from now on (again once deleted, in
                 // case one was cached meanwhile).
                 cs.objects_written(&batch.bucket, &batch.keys);
-                Request::Send(delete_objects_with(client.clone(), batch.bucket, batch.keys))
+                Request::Send(delete_objects_with(router.clone(), batch.bucket, batch.keys))
             }
         };
         let lane = Lane::of(&cs.session, "s3");

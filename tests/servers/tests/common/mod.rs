@@ -25,7 +25,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 pub const BIG_BODY_LEN: usize = 64 * 1024;
 
 /// An upstream that answers every request with `200` and `"{METHOD} {path?query}\n"` followed by
-/// the request body, except `GET /big`, which answers `BIG_BODY_LEN` bytes of `x`.
+/// the request body, except `GET /big`, which answers `BIG_BODY_LEN` bytes of `x`, and, when
+/// started with `with_list_buckets`, `GET /`, which answers that ListBuckets XML.
 pub struct EchoUpstream {
     pub address: SocketAddr,
     pub requests: Arc<AtomicU64>,
@@ -43,6 +44,15 @@ impl Drop for EchoUpstream {
 
 impl EchoUpstream {
     pub fn start() -> EchoUpstream {
+        EchoUpstream::serve(None)
+    }
+
+    /// Also answers `GET /` with `xml` (as `application/xml`), as S3's ListBuckets would.
+    pub fn with_list_buckets(xml: &'static str) -> EchoUpstream {
+        EchoUpstream::serve(Some(xml))
+    }
+
+    fn serve(list_buckets: Option<&'static str>) -> EchoUpstream {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -63,7 +73,19 @@ impl EchoUpstream {
                 tokio::spawn(async move {
                     let service = service_fn(move |request: Request<Incoming>| {
                         counted.fetch_add(1, Ordering::SeqCst);
-                        async move { Ok::<_, Infallible>(echo(request).await) }
+                        async move {
+                            if let Some(xml) = list_buckets
+                                && request.uri().path() == "/"
+                                && request.method() == hyper::Method::GET
+                            {
+                                let mut response = Response::new(Full::new(Bytes::from_static(xml.as_bytes())));
+                                response
+                                    .headers_mut()
+                                    .insert("content-type", "application/xml".parse().unwrap());
+                                return Ok::<_, Infallible>(response);
+                            }
+                            Ok::<_, Infallible>(echo(request).await)
+                        }
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
