@@ -569,6 +569,58 @@ mod tests {
         }
     }
 
+    fn session_with_config(name: &str, config: &str, extra: &[(&str, &str)]) -> Arc<Session> {
+        let dir = std::env::temp_dir().join(format!("nuaws-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config");
+        std::fs::write(&path, config).unwrap();
+        let mut vars = vec![
+            ("AWS_CONFIG_FILE", path.to_str().unwrap().to_string()),
+            ("AWS_SHARED_CREDENTIALS_FILE", dir.join("none").to_str().unwrap().to_string()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ];
+        vars.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        Sessions::default().get(&SessionSpec::from_env(vars), &crate::runtime::NoInterrupt).unwrap()
+    }
+
+    #[test]
+    fn the_profiles_s3_addressing_style_is_read_as_the_aws_cli_reads_it() {
+        let config = "[default]\nregion = us-east-1\ns3 =\n  addressing_style = virtual\n[profile minio]\nregion = us-east-1\ns3 =\n  addressing_style = path\n";
+        let session = session_with_config("addressing", config, &[]);
+        assert_eq!(session.addressing_style(), AddressingStyle::Virtual);
+        let session = session_with_config("addressing-path", config, &[("AWS_PROFILE", "minio")]);
+        assert_eq!(session.addressing_style(), AddressingStyle::Path);
+        let session = session_with_config("addressing-none", "[default]\nregion = eu-west-1\n", &[]);
+        assert_eq!(session.addressing_style(), AddressingStyle::Auto);
+    }
+
+    #[test]
+    fn checksum_settings_of_the_profile_and_environment_reach_every_s3_client() {
+        use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+        let config = "[default]\nregion = us-east-1\nrequest_checksum_calculation = when_required\n";
+        let session = session_with_config("checksums", config, &[("AWS_RESPONSE_CHECKSUM_VALIDATION", "when_required")]);
+        for client in [session.s3().clone(), session.s3_in("eu-west-1", Attempts::Single)] {
+            assert_eq!(client.config().request_checksum_calculation(), Some(&RequestChecksumCalculation::WhenRequired));
+            assert_eq!(client.config().response_checksum_validation(), Some(&ResponseChecksumValidation::WhenRequired));
+        }
+    }
+
+    #[test]
+    fn regional_clients_are_built_once_and_sign_for_their_region() {
+        let session = session_with_config("regional", "[default]\nregion = us-east-1\n", &[]);
+        let eu = session.s3_in("eu-west-1", Attempts::Standard);
+        assert_eq!(eu.config().region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert_eq!(session.s3_in("us-east-1", Attempts::Standard).config().region().map(|r| r.as_ref()), Some("us-east-1"));
+        session.s3_in("eu-west-1", Attempts::Standard);
+        session.s3_in("eu-west-1", Attempts::Single);
+        assert_eq!(session.s3_regional.lock().unwrap().len(), 2, "one per region and attempt policy");
+        assert_eq!(session.bucket_scope(), "aws");
+        assert_eq!(partition_of("cn-north-1"), "aws-cn");
+        assert_eq!(partition_of("us-gov-west-1"), "aws-us-gov");
+        assert_eq!(partition_of("eu-west-1"), "aws");
+    }
+
     #[test]
     fn aws_region_wins_over_default_region() {
         let spec = SessionSpec::from_env([("AWS_DEFAULT_REGION", "a"), ("AWS_REGION", "b")]);
