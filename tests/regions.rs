@@ -264,6 +264,15 @@ fn a_redirect_loop_is_an_error_naming_the_bucket_and_both_regions() {
 }
 
 #[test]
+fn a_redirect_to_a_region_the_credentials_cannot_reach_names_the_bucket_and_both_regions() {
+    let moto = seeded();
+    let proxy = FaultProxy::start(&moto.endpoint, world().with_disabled_region("eu-west-1")).expect("proxy");
+    let err = failed(moto, &proxy, &format!("aws s3 ls s3://{EU}/data/"));
+    assert!(err.contains("InvalidAccessKeyId"), "{err}");
+    assert!(err.contains("bucket `eu-data` is in eu-west-1 (S3 sent the request there from us-east-1)"), "{err}");
+}
+
+#[test]
 fn buckets_show_their_region_from_list_buckets_or_looked_up() {
     let moto = seeded();
     for listed in [true, false] {

@@ -103,6 +103,10 @@ pub struct FaultConfig {
     /// the one it was signed for, whichever that is. Real S3 never does this: it emulates a broken
     /// endpoint or proxy, for testing that a client gives up instead of following redirects forever.
     pub redirect_loops: BTreeSet<String>,
+    /// Regions the account has not enabled (opt-in regions are off until enabled): every signed
+    /// S3 request for one gets `403 InvalidAccessKeyId`, as the region knows none of the
+    /// account's keys. For testing a redirect to a region the credentials cannot reach.
+    pub disabled_regions: BTreeSet<String>,
 }
 
 /// Which kind of S3 endpoint the proxy plays when a request reaches the wrong region.
@@ -161,6 +165,7 @@ impl Default for FaultConfig {
             s3_endpoint: S3Endpoint::Regional,
             list_bucket_regions: true,
             redirect_loops: BTreeSet::new(),
+            disabled_regions: BTreeSet::new(),
         }
     }
 }
@@ -260,6 +265,12 @@ impl FaultConfig {
         self
     }
 
+    /// Requests signed for `region` are refused as by a region the account has not enabled.
+    pub fn with_disabled_region(mut self, region: &str) -> FaultConfig {
+        self.disabled_regions.insert(region.to_owned());
+        self
+    }
+
     /// Checks the values a caller could get wrong; the proxy refuses such a config rather than
     /// guessing what was meant.
     pub fn validate(&self) -> Result<(), String> {
@@ -320,6 +331,7 @@ impl FaultConfig {
             "s3_endpoint": self.s3_endpoint.as_str(),
             "list_bucket_regions": self.list_bucket_regions,
             "redirect_loops": self.redirect_loops,
+            "disabled_regions": self.disabled_regions,
         })
     }
 
@@ -327,7 +339,7 @@ impl FaultConfig {
     /// posted config replaces the previous one entirely; unknown fields are an error, to catch typos.
     pub fn from_json(value: &Value) -> Result<FaultConfig, String> {
         let object = value.as_object().ok_or("the config must be a JSON object")?;
-        const FIELDS: [&str; 14] = [
+        const FIELDS: [&str; 15] = [
             "latency_ms",
             "throttle_rate",
             "throttle_burst",
@@ -342,6 +354,7 @@ impl FaultConfig {
             "s3_endpoint",
             "list_bucket_regions",
             "redirect_loops",
+            "disabled_regions",
         ];
         if let Some(unknown) = object.keys().find(|key| !FIELDS.contains(&key.as_str())) {
             return Err(format!(
@@ -418,6 +431,19 @@ impl FaultConfig {
                 .collect::<Result<_, String>>()?,
             Some(_) => return Err("redirect_loops must be an array of bucket names".to_owned()),
         };
+        let disabled_regions = match object.get("disabled_regions") {
+            None | Some(Value::Null) => BTreeSet::new(),
+            Some(Value::Array(regions)) => regions
+                .iter()
+                .map(|region| {
+                    region
+                        .as_str()
+                        .map(str::to_owned)
+                        .ok_or("disabled_regions must be an array of region names".to_owned())
+                })
+                .collect::<Result<_, String>>()?,
+            Some(_) => return Err("disabled_regions must be an array of region names".to_owned()),
+        };
         let config = FaultConfig {
             latency: Duration::from_millis(whole("latency_ms")?.unwrap_or(0)),
             throttle,
@@ -432,6 +458,7 @@ impl FaultConfig {
             s3_endpoint,
             list_bucket_regions,
             redirect_loops,
+            disabled_regions,
         };
         config.validate()?;
         Ok(config)
@@ -971,10 +998,23 @@ impl ProxyShared {
         }
         let faults = lock(&self.faults);
         let config = &faults.config;
-        if config.bucket_regions.is_empty() && config.redirect_loops.is_empty() && config.list_bucket_regions {
+        if config.bucket_regions.is_empty()
+            && config.redirect_loops.is_empty()
+            && config.disabled_regions.is_empty()
+            && config.list_bucket_regions
+        {
             return RegionPlan::Transparent;
         }
         let signed_for = scope.region.as_str();
+        if config.disabled_regions.contains(signed_for) {
+            return RegionPlan::Refuse(Service::S3.error(
+                StatusCode::FORBIDDEN,
+                "InvalidAccessKeyId",
+                "The AWS Access Key Id you provided does not exist in our records.",
+                request_id,
+                is_head,
+            ));
+        }
         let target = S3Target::of(request, self.port.get().copied());
         let Some(bucket) = target.bucket else {
             let rewrite = !config.list_bucket_regions || !config.bucket_regions.is_empty();

@@ -1188,8 +1188,10 @@ fn region_config_round_trips_through_json_and_rejects_bad_values() {
         .with_bucket_region("us-bucket", "us-east-1")
         .with_global_s3_endpoint()
         .with_list_bucket_regions(false)
-        .with_redirect_loop("loop-bucket");
+        .with_redirect_loop("loop-bucket")
+        .with_disabled_region("af-south-1");
     let json = config.to_json();
+    assert_eq!(json["disabled_regions"], serde_json::json!(["af-south-1"]));
     assert_eq!(
         json["bucket_regions"],
         serde_json::json!({ "eu-bucket": "eu-west-1", "us-bucket": "us-east-1" })
