@@ -202,3 +202,27 @@ fn the_line_s_own_region_chooses_the_ids() {
     assert_eq!(there.len(), 2);
     assert!(values(&there).iter().all(|id| !values(&here).contains(id)));
 }
+
+#[test]
+fn keys_of_a_bucket_in_another_region_complete_after_one_redirect() {
+    // The bucket lives in eu-west-1; the proxy answers for it as real S3 does (moto does not).
+    let moto = Moto::shared();
+    moto.harness("seed-s3", &["--bucket", "far-away", "--region", "eu-west-1", "--objects", "30", "--prefixes", "2"]);
+    let proxy = nuaws_test_servers::FaultProxy::start(
+        &moto.endpoint,
+        nuaws_test_servers::FaultConfig::default().with_bucket_region("far-away", "eu-west-1"),
+    )
+    .expect("proxy");
+    let mut env = env_of(moto, "far");
+    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint()));
+    let es = engine(env);
+    assert_eq!(
+        values(&tab_until(&es, "aws s3 open s3://far-away/data/")),
+        ["s3://far-away/data/p000/", "s3://far-away/data/p001/"]
+    );
+    let keys = tab_until(&es, "aws s3 open s3://far-away/data/p001/sub1/");
+    assert!(values(&keys).iter().all(|k| k.starts_with("s3://far-away/data/p001/sub1/obj-")), "{:?}", values(&keys));
+    let refused = proxy.log().iter().filter(|r| r.status == Some(301)).count();
+    assert!(refused <= 1, "one redirect for the whole shell: {refused}");
+}

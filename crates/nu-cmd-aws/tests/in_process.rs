@@ -12,6 +12,7 @@ use nu_protocol::shell_error::generic::GenericError;
 use nu_protocol::{PipelineData, ShellError, Span, Value};
 
 use moto::Moto;
+use nuaws_test_servers::{FaultConfig, FaultProxy};
 
 fn engine(env: &[(String, String)]) -> EngineState {
     let engine_state = nu_cmd_lang::create_default_context();
@@ -499,4 +500,69 @@ fn metrics_agree_with_the_server_and_persist() {
     assert!(field(&reset, "hours").as_int().unwrap() >= 1, "{reset:?}");
     assert_eq!(eval(&mut other, "aws metrics | length").unwrap(), Value::test_int(0));
     assert_eq!(eval(&mut other, "aws metrics --session | length").unwrap(), Value::test_int(0));
+}
+
+/// A bucket in eu-west-1 behind the fault proxy's emulation of real S3's answers to requests sent
+/// to the wrong region (moto serves every bucket everywhere), and a shell environment for it.
+fn far_bucket() -> &'static (FaultProxy, Vec<(String, String)>) {
+    static WORLD: std::sync::OnceLock<(FaultProxy, Vec<(String, String)>)> = std::sync::OnceLock::new();
+    WORLD.get_or_init(|| {
+        let moto = Moto::shared();
+        moto.harness("seed-s3", &["--bucket", FAR, "--region", "eu-west-1", "--objects", "30", "--prefixes", "2"]);
+        let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::default().with_bucket_region(FAR, "eu-west-1"))
+            .expect("proxy");
+        let env = through(&proxy);
+        (proxy, env)
+    })
+}
+
+const FAR: &str = "far-away";
+
+/// The shell environment for moto behind `proxy`.
+fn through(proxy: &FaultProxy) -> Vec<(String, String)> {
+    let mut env = moto_env();
+    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint()));
+    env
+}
+
+#[test]
+fn an_unknown_region_flag_is_refused_at_its_value_before_any_request() {
+    let (proxy, env) = far_bucket();
+    let mut es = engine(env);
+    let before = proxy.stats().received;
+    let (err, text) = failure(&mut es, &format!("aws s3 ls s3://{FAR}/ --region moon-east-1"));
+    assert_eq!(text, "moon-east-1");
+    assert!(err.error.contains("--region"), "{}", err.error);
+    assert!(err.msg.contains("not an AWS region"), "{}", err.msg);
+    assert!(err.help.as_deref().is_some_and(|h| h.contains("us-east-1")), "{:?}", err.help);
+    let (err, text) = failure(&mut es, "aws ec2 instances --region eu-wset-1");
+    assert_eq!(text, "eu-wset-1");
+    assert!(err.msg.contains("did you mean `eu-west-1`"), "{}", err.msg);
+    assert_eq!(proxy.stats().received, before, "nothing was sent");
+}
+
+#[test]
+fn a_mistyped_aws_region_in_env_points_at_the_assignment_with_the_nearest_region() {
+    let (_, env) = far_bucket();
+    let mut es = engine(env);
+    let (err, text) = failure(&mut es, &format!("$env.AWS_REGION = 'us-est-1'; aws s3 ls s3://{FAR}/"));
+    assert_eq!(text, "'us-est-1'");
+    assert!(err.error.contains("$env.AWS_REGION"), "{}", err.error);
+    assert!(err.msg.contains("did you mean `us-east-1`"), "{}", err.msg);
+    // In a list of regions too, each name is checked where it stands.
+    let (_, text) = failure(&mut es, "$env.AWS_REGION = 'us-east-1'; aws ec2 instances --regions [eu-west-1 ap-south-9]");
+    assert_eq!(text, "ap-south-9");
+}
+
+#[test]
+fn a_redirect_loop_points_at_the_bucket_url() {
+    far_bucket();
+    let proxy = FaultProxy::start(&Moto::shared().endpoint, FaultConfig::default().with_redirect_loop(FAR)).expect("proxy");
+    let mut es = engine(&through(&proxy));
+    let (err, text) = failure(&mut es, &format!("aws s3 open s3://{FAR}/data/p000/sub0/obj-000000.txt"));
+    assert_eq!(text, format!("s3://{FAR}/data/p000/sub0/obj-000000.txt"));
+    assert!(err.msg.contains(FAR) && err.msg.contains("us-east-1") && err.msg.contains("us-west-2"), "{}", err.msg);
+    assert_eq!(err.code, "nuaws::aws::wrong_region");
+    assert!(proxy.stats().received <= 2, "two refusals, then it stopped: {:?}", proxy.stats());
 }

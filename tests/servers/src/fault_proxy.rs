@@ -418,32 +418,8 @@ impl FaultConfig {
             Some(Value::Bool(on)) => *on,
             Some(_) => return Err("list_bucket_regions must be true or false".to_owned()),
         };
-        let redirect_loops = match object.get("redirect_loops") {
-            None | Some(Value::Null) => BTreeSet::new(),
-            Some(Value::Array(buckets)) => buckets
-                .iter()
-                .map(|bucket| {
-                    bucket
-                        .as_str()
-                        .map(str::to_owned)
-                        .ok_or("redirect_loops must be an array of bucket names".to_owned())
-                })
-                .collect::<Result<_, String>>()?,
-            Some(_) => return Err("redirect_loops must be an array of bucket names".to_owned()),
-        };
-        let disabled_regions = match object.get("disabled_regions") {
-            None | Some(Value::Null) => BTreeSet::new(),
-            Some(Value::Array(regions)) => regions
-                .iter()
-                .map(|region| {
-                    region
-                        .as_str()
-                        .map(str::to_owned)
-                        .ok_or("disabled_regions must be an array of region names".to_owned())
-                })
-                .collect::<Result<_, String>>()?,
-            Some(_) => return Err("disabled_regions must be an array of region names".to_owned()),
-        };
+        let redirect_loops = string_set(object, "redirect_loops", "bucket names")?;
+        let disabled_regions = string_set(object, "disabled_regions", "region names")?;
         let config = FaultConfig {
             latency: Duration::from_millis(whole("latency_ms")?.unwrap_or(0)),
             throttle,
@@ -462,6 +438,19 @@ impl FaultConfig {
         };
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// A JSON field that lists names (missing or null: none).
+fn string_set(object: &serde_json::Map<String, Value>, name: &str, what: &str) -> Result<BTreeSet<String>, String> {
+    let refused = || format!("{name} must be an array of {what}");
+    match object.get(name) {
+        None | Some(Value::Null) => Ok(BTreeSet::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned).ok_or_else(refused))
+            .collect(),
+        Some(_) => Err(refused()),
     }
 }
 
