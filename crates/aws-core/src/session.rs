@@ -158,6 +158,8 @@ pub struct Session {
     s3_regional: Mutex<HashMap<(String, Attempts), aws_sdk_s3::Client>>,
     /// Where the buckets are: shared by every session of the process.
     bucket_regions: Arc<BucketRegions>,
+    /// See [`Session::bucket_scope`].
+    bucket_scope: String,
     addressing: AddressingStyle,
     ec2: OnceLock<aws_sdk_ec2::Client>,
     sts: OnceLock<aws_sdk_sts::Client>,
@@ -262,11 +264,8 @@ impl Session {
 
     /// What a bucket's region is relative to: one endpoint (a local server's buckets are not
     /// AWS's), or one AWS partition.
-    pub fn bucket_scope(&self) -> String {
-        match self.endpoint() {
-            Some(endpoint) => endpoint.to_string(),
-            None => partition_of(self.s3_region()).to_string(),
-        }
+    pub fn bucket_scope(&self) -> &str {
+        &self.bucket_scope
     }
 
     pub fn addressing_style(&self) -> AddressingStyle {
@@ -436,6 +435,10 @@ impl Sessions {
             Ok::<_, AwsError>((loader.load().await, addressing))
         })
         .map_err(|_| AwsError::interrupted("loading AWS configuration"))??;
+        let bucket_scope = match config.endpoint_url() {
+            Some(endpoint) => endpoint.to_string(),
+            None => partition_of(config.region().map_or("us-east-1", Region::as_ref)).to_string(),
+        };
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Session {
             spec: spec.clone(),
@@ -445,6 +448,7 @@ impl Sessions {
             s3_single_attempt: OnceLock::new(),
             s3_regional: Mutex::default(),
             bucket_regions: self.bucket_regions.clone(),
+            bucket_scope,
             addressing,
             ec2: OnceLock::new(),
             sts: OnceLock::new(),

@@ -271,6 +271,7 @@ impl SessionArgs {
 
 /// Everything a command needs to make requests: its session, where to point errors, and the
 /// cache with this call's freshness and policy.
+#[derive(Clone)]
 pub struct CallSession {
     pub session: Arc<Session>,
     pub spans: ErrorSpans,
@@ -376,33 +377,50 @@ impl CallSession {
     pub fn in_region(&self, region: &str) -> Result<Self, AwsError> {
         let spec = self.session.spec.clone().with_region(Some(region.to_string()));
         let session = self.ctx.sessions.get(&spec, &self.interrupt())?;
-        Ok(Self {
-            session,
-            spans: self.spans,
-            signals: self.signals.clone(),
-            ctx: self.ctx.clone(),
-            cache: self.cache.clone(),
-            freshness: self.freshness,
-            policy: self.policy.clone(),
-            command: self.command.clone(),
-            quiet: self.quiet,
-        })
+        Ok(Self { session, ..self.clone() })
     }
 
-    /// The key of a request made in this session, or `None` when it is not cached (see
-    /// [`EntryKeys::key`]).
+    /// The key of a request made in this session, or `None` when it is not cached (not
+    /// cacheable, bypassed, or the identity cannot be resolved: then the request itself will say
+    /// what is wrong, and a cache problem never fails a command).
     fn key(&self, service: &str, operation: &str, scope: String, params: Vec<(&str, String)>) -> Option<String> {
-        self.keys().key(service, operation, scope, params)
+        if self.freshness == Freshness::Bypass {
+            return None;
+        }
+        self.policy.ttl(service, operation)?;
+        let identity = resolve_identity(&self.session, &self.cache, &self.interrupt()).ok()?;
+        let region = self.key_region(service, &scope);
+        Some(cache_key(
+            &identity,
+            &Request {
+                region: &region,
+                endpoint: self.session.endpoint(),
+                service,
+                operation,
+                scope,
+                params,
+            },
+        ))
     }
 
-    fn keys(&self) -> EntryKeys {
-        EntryKeys {
-            session: self.session.clone(),
-            cache: self.cache.clone(),
-            policy: self.policy.clone(),
-            freshness: self.freshness,
-            signals: self.signals.clone(),
+    /// The region an entry is keyed by: where its data comes from. For S3, the bucket's region
+    /// (an S3 scope starts with the bucket).
+    fn key_region(&self, service: &str, scope: &str) -> String {
+        match s3_bucket(service, scope) {
+            Some(bucket) => aws_core::s3::BucketRouter::new(&self.session).region_for(bucket),
+            None => self.session.s3_region().to_string(),
         }
+    }
+
+    /// Whether [`CallSession::key_region`] is sure: an S3 bucket's region is not known before
+    /// its first request, which finds it out; its answer is stored under the region it found.
+    fn key_region_known(&self, service: &str, scope: &str) -> bool {
+        s3_bucket(service, scope).is_none_or(|bucket| {
+            self.session
+                .bucket_regions()
+                .get(self.session.bucket_scope(), bucket)
+                .is_some()
+        })
     }
 
     /// A listing through the cache: replayed when fresh, else started and recorded.
@@ -419,13 +437,12 @@ impl CallSession {
         let feed = match self.key(service, operation, scope, params) {
             Some(key) => {
                 let ttl = self.policy.ttl(service, operation);
-                let keys = self.keys();
                 let mut feed = RowFeed::cached(&self.cache, key.clone(), service, ttl, self.freshness, start)?;
-                if !keys.region_known(service, &scope_copy) {
-                    let (service, operation) = (service.to_string(), operation.to_string());
+                if !self.key_region_known(service, &scope_copy) {
+                    let (this, service, operation) = (self.clone(), service.to_string(), operation.to_string());
                     feed = feed.store_under(move || {
                         let params = params_copy.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-                        keys.key(&service, &operation, scope_copy, params)
+                        this.key(&service, &operation, scope_copy, params)
                     });
                 }
                 self.record(Some(key), feed.source.tier, feed.source.fetched_at);
@@ -450,7 +467,7 @@ impl CallSession {
         params: Vec<(&str, String)>,
         fetch: impl FnOnce() -> Result<Row, AwsError>,
     ) -> Result<Row, AwsError> {
-        let region_known = self.keys().region_known(service, &scope);
+        let region_known = self.key_region_known(service, &scope);
         let Some(key) = self.key(service, operation, scope.clone(), params.clone()) else {
             self.record(None, Tier::Network, SystemTime::now());
             return fetch();
@@ -539,63 +556,6 @@ impl CallSession {
             target: Some(target),
             ..self.spans
         }
-    }
-}
-
-/// What decides the cache keys of one call's requests, apart from the call itself, so a key can
-/// also be made after the call returned (when a listing it started completes).
-#[derive(Clone)]
-struct EntryKeys {
-    session: Arc<Session>,
-    cache: Arc<Cache>,
-    policy: CachePolicy,
-    freshness: Freshness,
-    signals: Signals,
-}
-
-impl EntryKeys {
-    /// The key of a request, or `None` when it is not cached (not cacheable, bypassed, or the
-    /// identity cannot be resolved: then the request itself will say what is wrong, and a cache
-    /// problem never fails a command).
-    fn key(&self, service: &str, operation: &str, scope: String, params: Vec<(&str, String)>) -> Option<String> {
-        if self.freshness == Freshness::Bypass {
-            return None;
-        }
-        self.policy.ttl(service, operation)?;
-        let signals = self.signals.clone();
-        let identity = resolve_identity(&self.session, &self.cache, &move || signals.interrupted()).ok()?;
-        let region = self.region(service, &scope);
-        Some(cache_key(
-            &identity,
-            &Request {
-                region: &region,
-                endpoint: self.session.endpoint(),
-                service,
-                operation,
-                scope,
-                params,
-            },
-        ))
-    }
-
-    /// The region an entry is keyed by: where its data comes from. For S3, the bucket's region
-    /// (an S3 scope starts with the bucket).
-    fn region(&self, service: &str, scope: &str) -> String {
-        match s3_bucket(service, scope) {
-            Some(bucket) => aws_core::s3::BucketRouter::new(&self.session).region_for(bucket),
-            None => self.session.s3_region().to_string(),
-        }
-    }
-
-    /// Whether [`EntryKeys::region`] is sure: an S3 bucket's region is not known before its
-    /// first request, which finds it out; its answer is stored under the region it found.
-    fn region_known(&self, service: &str, scope: &str) -> bool {
-        s3_bucket(service, scope).is_none_or(|bucket| {
-            self.session
-                .bucket_regions()
-                .get(&self.session.bucket_scope(), bucket)
-                .is_some()
-        })
     }
 }
 

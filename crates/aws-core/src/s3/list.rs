@@ -5,12 +5,12 @@
 //! Prefix semantics are S3's (and the AWS CLI's): `s3://b/data` matches `data/…` and `data.csv`;
 //! end the prefix with `/` to list inside a "directory" only.
 
-use crate::error::AwsError;
-use crate::pagination::PageStream;
-use crate::row::{Field, Row};
 use std::sync::Arc;
 
+use crate::error::AwsError;
 use crate::fanout::RequestLimit;
+use crate::pagination::PageStream;
+use crate::row::{Field, Row};
 use crate::s3::route::BucketRouter;
 use crate::s3::url::S3Url;
 use crate::session::Session;

@@ -3,6 +3,7 @@
 //! batched delete (up to 1000 keys per DeleteObjects request).
 
 use std::io::Read;
+use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
@@ -11,8 +12,6 @@ use bytes::Bytes;
 use crate::error::{AwsError, ErrorKind};
 use crate::row::{Field, Row};
 use crate::runtime::{Interrupt, block_on};
-use std::sync::Arc;
-
 use crate::s3::list::unquote_etag;
 use crate::s3::route::BucketRouter;
 use crate::s3::url::S3Url;

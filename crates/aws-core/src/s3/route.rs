@@ -126,14 +126,14 @@ impl BucketRouter {
     fn known(&self, bucket: &str) -> Option<String> {
         self.session
             .bucket_regions()
-            .get(&self.session.bucket_scope(), bucket)
+            .get(self.session.bucket_scope(), bucket)
     }
 
     fn learn(&self, bucket: &str, region: &str) {
         let session = &self.session;
         session
             .bucket_regions()
-            .learn(&session.bucket_scope(), bucket, region, session.s3_region());
+            .learn(session.bucket_scope(), bucket, region, session.s3_region());
     }
 
     /// Learns regions ListBuckets reported (real S3's rows carry `BucketRegion`).
@@ -215,8 +215,7 @@ impl BucketRouter {
         if let Some(region) = self.known(bucket) {
             return Ok(region);
         }
-        let scope = self.session.bucket_scope();
-        let lock = self.session.bucket_regions().locating_lock(&scope, bucket);
+        let lock = self.session.bucket_regions().locating_lock(self.session.bucket_scope(), bucket);
         let _one_at_a_time = lock.lock().await;
         if let Some(region) = self.known(bucket) {
             return Ok(region);
