@@ -1,7 +1,9 @@
 //! The packages, built and installed: `scripts/package deb --profile dev` installed with dpkg
 //! into a clean Debian 12 root (debootstrap minbase, cached under ~/.cache/nuaws) and run there
 //! against this binary's moto on loopback, then purged; and `scripts/package image` built with
-//! buildah on a base imported from that root, loaded back from its OCI archive and run.
+//! buildah on a base imported from that root, loaded back from its OCI archive and run; and the
+//! Homebrew formula `scripts/package brew` fills in, checked by `ruby -c` (brew itself is not
+//! here).
 //!
 //! Needs root (debootstrap, chroot, dpkg into the root) and mount namespaces (a private /proc
 //! for the chroot); where either is missing the tests say so on stderr and return.
@@ -73,7 +75,9 @@ fn dev_deb() -> &'static Path {
         let bin = Path::new(env!("CARGO_BIN_EXE_nuaws"));
         assert!(bin.ends_with("debug/nuaws"), "expected the dev binary, got {}", bin.display());
         let started = Instant::now();
+        let target = bin.parent().and_then(Path::parent).expect("target dir");
         let out = run(Command::new(repo_root().join("scripts/package"))
+            .env("CARGO_TARGET_DIR", target)
             .args(["deb", "--profile", "dev", "--no-build", "--out"])
             .arg(tmp("deb")));
         let deb = PathBuf::from(last_line(&out));
@@ -256,4 +260,24 @@ fn image_built_with_buildah_answers_aws_s3_from_its_entrypoint() {
         archive_size as f64 / 1e6,
         started.elapsed()
     ));
+}
+
+#[test]
+fn brew_formula_names_the_source_tarball_it_was_made_with_and_parses() {
+    let out = run(Command::new(repo_root().join("scripts/package")).args(["brew", "--out"]).arg(tmp("brew")));
+    let formula = PathBuf::from(last_line(&out));
+    let tarball = formula.with_file_name(format!("nuaws-{}.tar.gz", env!("CARGO_PKG_VERSION")));
+    let text = std::fs::read_to_string(&formula).expect("formula");
+    let sha = run(Command::new("sha256sum").arg(&tarball));
+    let sha = sha.split_whitespace().next().expect("sha256sum");
+    assert!(text.contains(&format!("  sha256 \"{sha}\"\n")), "formula lacks sha256 {sha}:\n{text}");
+    // The tarball builds with cargo: the manifest, the lock file, the sources, the man page script.
+    let files = run(Command::new("tar").arg("-tzf").arg(&tarball));
+    for want in ["Cargo.toml", "Cargo.lock", "src/main.rs", "crates/aws-core/Cargo.toml", "packaging/man/nuaws-man"] {
+        let path = format!("nuaws-{}/{want}", env!("CARGO_PKG_VERSION"));
+        assert!(files.lines().any(|l| l == path), "{path} not in {}", tarball.display());
+    }
+    let ruby = Command::new("ruby").arg("-c").arg(&formula).output();
+    let ruby = ruby.unwrap_or_else(|e| panic!("ruby -c (scripts/test installs ruby): {e}"));
+    assert!(ruby.status.success() && String::from_utf8_lossy(&ruby.stdout).contains("Syntax OK"), "ruby -c: {ruby:?}");
 }
