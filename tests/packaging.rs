@@ -43,6 +43,11 @@ fn unsupported() -> Option<String> {
     None
 }
 
+/// True, having said why on stderr, where these tests cannot run.
+fn skipped() -> bool {
+    unsupported().inspect(|why| say(why)).is_some()
+}
+
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
@@ -145,8 +150,7 @@ fn tree(root: &Path) -> BTreeSet<String> {
 
 #[test]
 fn deb_installs_runs_and_purges_in_a_clean_debian_root() {
-    if let Some(why) = unsupported() {
-        say(&why);
+    if skipped() {
         return;
     }
     let started = Instant::now();
@@ -200,8 +204,7 @@ fn deb_installs_runs_and_purges_in_a_clean_debian_root() {
 
 #[test]
 fn image_built_with_buildah_answers_aws_s3_from_its_entrypoint() {
-    if let Some(why) = unsupported() {
-        say(&why);
+    if skipped() {
         return;
     }
     let started = Instant::now();
@@ -271,6 +274,7 @@ fn brew_formula_names_the_source_tarball_it_was_made_with_and_parses() {
     let sha = run(Command::new("sha256sum").arg(&tarball));
     let sha = sha.split_whitespace().next().expect("sha256sum");
     assert!(text.contains(&format!("  sha256 \"{sha}\"\n")), "formula lacks sha256 {sha}:\n{text}");
+    assert!(text.contains(&format!("  url \"file://{}\"\n", tarball.display())), "formula url:\n{text}");
     // The tarball builds with cargo: the manifest, the lock file, the sources, the man page script.
     let files = run(Command::new("tar").arg("-tzf").arg(&tarball));
     for want in ["Cargo.toml", "Cargo.lock", "src/main.rs", "crates/aws-core/Cargo.toml", "packaging/man/nuaws-man"] {

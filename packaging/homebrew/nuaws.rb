@@ -1,10 +1,12 @@
 # Homebrew formula for nuaws: a Nushell with AWS built in.
-# `scripts/package brew` writes a copy with the sha256 of the tarball `git archive` makes of HEAD
-# (for a tag, the same bytes GitHub serves at the url below); a tap takes that copy.
+# `scripts/package brew` makes the source tarball (`git archive` of HEAD) and writes a copy of
+# this formula with its sha256, and with its url: the local file by default, or `--url` (the
+# release asset below, once the release uploads that very tarball). GitHub's own
+# /archive/refs/tags/ tarballs are compressed by GitHub and need not match these bytes.
 class Nuaws < Formula
   desc "Nushell with native AWS S3 and EC2 commands, streaming and caching"
   homepage "https://github.com/nuaws/nuaws"
-  url "https://github.com/nuaws/nuaws/archive/refs/tags/v0.1.0.tar.gz"
+  url "https://github.com/nuaws/nuaws/releases/download/v0.1.0/nuaws-0.1.0.tar.gz"
   # sha256 of the tarball above: scripts/package brew replaces this line.
   license "MIT"
   head "https://github.com/nuaws/nuaws.git", branch: "main"
