@@ -434,11 +434,13 @@ impl CallSession {
     ) -> Result<RowFeed, AwsError> {
         let (scope_copy, params_copy): (String, Vec<(String, String)>) =
             (scope.clone(), params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
+        // Asked before the listing starts: its first page may learn the region at any moment.
+        let region_known = self.key_region_known(service, &scope_copy);
         let feed = match self.key(service, operation, scope, params) {
             Some(key) => {
                 let ttl = self.policy.ttl(service, operation);
                 let mut feed = RowFeed::cached(&self.cache, key.clone(), service, ttl, self.freshness, start)?;
-                if !self.key_region_known(service, &scope_copy) {
+                if !region_known {
                     let (this, service, operation) = (self.clone(), service.to_string(), operation.to_string());
                     feed = feed.store_under(move || {
                         let params = params_copy.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
