@@ -346,3 +346,24 @@ fn unknown_subcommands_run_the_aws_cli() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not installed"), "{stderr}");
 }
+
+#[test]
+fn a_machine_without_root_certificates_gets_an_error_not_a_panic() {
+    // A bare container without ca-certificates: the SDK's TLS setup would panic on the first
+    // request. SSL_CERT_FILE/SSL_CERT_DIR naming nothing hide the machine's certificates.
+    let moto = Moto::shared();
+    let out = Command::new(env!("CARGO_BIN_EXE_nuaws"))
+        .args(["--no-config-file", "--error-style", "plain", "-c", "aws s3 buckets"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(moto.client_env())
+        .env("SSL_CERT_FILE", "/nonexistent/ca.pem")
+        .env("SSL_CERT_DIR", "/nonexistent")
+        .output()
+        .expect("run nuaws");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("no root CA certificates") && stderr.contains("ca-certificates"), "{stderr}");
+}
+

@@ -403,6 +403,7 @@ impl Sessions {
         if let Some(endpoint) = &spec.endpoint {
             check_endpoint(endpoint)?;
         }
+        check_root_certificates()?;
         let env = spec.sdk_env();
         let settings = &self.settings;
         let (config, addressing) = block_on(interrupt, async {
@@ -456,6 +457,23 @@ impl Sessions {
             identity: Mutex::default(),
         })
     }
+}
+
+/// The SDK builds its TLS client with the machine's root CA certificates, and panics when there
+/// are none (even for an `http://` endpoint): look for them as it does (the same crate), once per
+/// process, so their absence is an error saying what to install.
+fn check_root_certificates() -> Result<(), AwsError> {
+    static FOUND: OnceLock<bool> = OnceLock::new();
+    let found = *FOUND.get_or_init(|| !rustls_native_certs::load_native_certs().certs.is_empty());
+    if found {
+        return Ok(());
+    }
+    Err(AwsError::new(
+        ErrorKind::Network,
+        "configuration",
+        "no root CA certificates were found on this machine, so no TLS connection can be made \
+         (install the `ca-certificates` package, or start nuaws with SSL_CERT_FILE naming a PEM bundle)",
+    ))
 }
 
 /// An endpoint must be an absolute http(s) URL; the SDK would panic on some malformed ones.
