@@ -184,6 +184,7 @@ impl AwsError {
             ErrorKind::InvalidInput => "Check the value of the argument this error points at.".into(),
             ErrorKind::Throttled => "AWS is throttling these requests; wait a moment and retry, or lower the request rate.".into(),
             ErrorKind::Timeout => "The request timed out; check the network or the endpoint ($env.AWS_ENDPOINT_URL), then retry.".into(),
+            ErrorKind::Network if self.code.as_deref() == Some("NoRootCertificates") => "Install the CA certificates (`apt-get install ca-certificates`, `apk add ca-certificates`, ...) and start nuaws again.".into(),
             ErrorKind::Network => "Could not reach the AWS endpoint; check the network, proxy settings and $env.AWS_ENDPOINT_URL.".into(),
             ErrorKind::Interrupted => "The operation was interrupted.".into(),
             ErrorKind::Local if self.code.as_deref() == Some("FileExists") => "Pass --force to replace existing files, or choose another destination.".into(),

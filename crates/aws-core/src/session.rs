@@ -473,7 +473,8 @@ fn check_root_certificates() -> Result<(), AwsError> {
         "configuration",
         "no root CA certificates were found on this machine, so no TLS connection can be made \
          (install the `ca-certificates` package, or start nuaws with SSL_CERT_FILE naming a PEM bundle)",
-    ))
+    )
+    .with_code("NoRootCertificates"))
 }
 
 /// An endpoint must be an absolute http(s) URL; the SDK would panic on some malformed ones.
