@@ -104,6 +104,55 @@ async fn bucket_regions(router: &BucketRouter, buckets: &[aws_sdk_s3::types::Buc
 /// The objects (and, unless recursive, the common prefixes) under `request.url`, asked of the
 /// bucket's region.
 pub fn list_objects(session: &Arc<Session>, request: ListObjects) -> PageStream<Row> {
+    list_pages(session, request, |url, out| {
+        let files = out.contents().iter().map(|o| {
+            let key = o.key().unwrap_or_default();
+            (key, object_row(url, o))
+        });
+        let dirs = out.common_prefixes().iter().filter_map(|p| {
+            let prefix = p.prefix()?;
+            Some((prefix, dir_row(url, prefix)))
+        });
+        merge_by_key(files, dirs)
+    })
+}
+
+/// One object of a listing, typed, for consumers that compute with it (`sync`, `du`) rather
+/// than show it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listed {
+    /// The whole key.
+    pub key: String,
+    pub size: u64,
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
+    /// Unquoted.
+    pub etag: Option<String>,
+    pub storage_class: Option<String>,
+}
+
+/// Every object below `url` (a plain prefix, no delimiter), in S3's key order, asked of the
+/// bucket's region.
+pub fn list_listed(session: &Arc<Session>, url: S3Url) -> PageStream<Listed> {
+    list_pages(session, ListObjects::new(url, true), |_, out| {
+        out.contents()
+            .iter()
+            .map(|o| Listed {
+                key: o.key().unwrap_or_default().to_string(),
+                size: o.size().unwrap_or(0).max(0) as u64,
+                modified: o.last_modified().and_then(crate::row::smithy_to_chrono),
+                etag: o.e_tag().map(|e| unquote_etag(e).to_string()),
+                storage_class: o.storage_class().map(|c| c.as_str().to_string()),
+            })
+            .collect()
+    })
+}
+
+/// ListObjectsV2 page by page, each page made into items by `items`.
+fn list_pages<T: Send + 'static>(
+    session: &Arc<Session>,
+    request: ListObjects,
+    items: fn(&S3Url, &aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output) -> Vec<T>,
+) -> PageStream<T> {
     let router = BucketRouter::new(session);
     PageStream::spawn(move |token| {
         let router = router.clone();
@@ -124,15 +173,7 @@ pub fn list_objects(session: &Arc<Session>, request: ListObjects) -> PageStream<
                 async move { call.send().await.map_err(|e| AwsError::from_sdk("S3 ListObjectsV2", e)) }
             };
             let out = router.call(&request.url.bucket, page).await?;
-            let files = out.contents().iter().map(|o| {
-                let key = o.key().unwrap_or_default();
-                (key, object_row(&request.url, o))
-            });
-            let dirs = out.common_prefixes().iter().filter_map(|p| {
-                let prefix = p.prefix()?;
-                Some((prefix, dir_row(&request.url, prefix)))
-            });
-            let rows = merge_by_key(files, dirs);
+            let rows = items(&request.url, &out);
             let next = if out.is_truncated() == Some(true) {
                 out.next_continuation_token().map(str::to_string)
             } else {
