@@ -520,6 +520,43 @@ def cmd_list_s3(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_put_objects(args: argparse.Namespace) -> int:
+    """Objects from a JSON list of {key, size, storage_class?} (bodies of `size` bytes of 'x')."""
+    s3 = _client("s3", args.endpoint, args.region)
+    try:
+        _create_bucket(s3, args.bucket, args.region)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    specs = json.loads(args.objects)
+    for spec in specs:
+        extra = {"StorageClass": spec["storage_class"]} if spec.get("storage_class") else {}
+        s3.put_object(Bucket=args.bucket, Key=spec["key"], Body=b"x" * spec["size"], **extra)
+    _emit({"bucket": args.bucket, "objects": len(specs)})
+    return 0
+
+
+def cmd_du_sums(args: argparse.Namespace) -> int:
+    """Bytes and objects per storage class and per depth-1 prefix, summed from boto3's listing.
+
+    A depth-1 prefix is the prefix plus the key's first segment and `/`; a key with no `/`
+    after the prefix counts at the prefix itself.
+    """
+    s3 = _client("s3", args.endpoint, args.region)
+    by_class: dict[str, list[int]] = {}
+    by_prefix: dict[str, list[int]] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=args.bucket, Prefix=args.prefix):
+        for obj in page.get("Contents", []):
+            rest = obj["Key"][len(args.prefix):]
+            head = rest.split("/", 1)[0] + "/" if "/" in rest else ""
+            prefix = f"s3://{args.bucket}/{args.prefix}{head}"
+            for table, group in ((by_class, obj.get("StorageClass", "STANDARD")), (by_prefix, prefix)):
+                sums = table.setdefault(group, [0, 0])
+                sums[0] += 1
+                sums[1] += obj["Size"]
+    _emit({"storage_class": by_class, "prefix": by_prefix})
+    return 0
+
+
 # --------------------------------------------------------------------------
 # EC2
 # --------------------------------------------------------------------------
@@ -902,6 +939,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--bucket", required=True)
     sp.add_argument("--prefix", default="")
     sp.set_defaults(func=cmd_list_s3)
+
+    sp = sub.add_parser("put-objects", help="put objects with chosen keys, sizes, storage classes")
+    with_endpoint(sp)
+    sp.add_argument("--bucket", required=True)
+    sp.add_argument("--objects", required=True, help='JSON: [{"key": .., "size": .., "storage_class": ..}]')
+    sp.set_defaults(func=cmd_put_objects)
+
+    sp = sub.add_parser("du-sums", help="objects and bytes per storage class and depth-1 prefix")
+    with_endpoint(sp)
+    sp.add_argument("--bucket", required=True)
+    sp.add_argument("--prefix", default="")
+    sp.set_defaults(func=cmd_du_sums)
 
     sp = sub.add_parser("seed-ec2", help="launch many tagged instances")
     with_endpoint(sp)

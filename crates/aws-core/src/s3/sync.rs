@@ -384,6 +384,8 @@ pub struct Plan {
     options: PlanOptions,
     /// A side failed out of order: the plan ends after saying so.
     stopped: bool,
+    /// Source keys the filters let through, so far.
+    seen: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Plan {
@@ -399,7 +401,14 @@ impl Plan {
             direction,
             options,
             stopped: false,
+            seen: Arc::default(),
         }
+    }
+
+    /// The number of source keys the plan has met (after filters), read as it runs: none at
+    /// the end means the source was empty.
+    pub fn source_keys(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.seen.clone()
     }
 
     /// A key only the source has.
@@ -491,6 +500,7 @@ impl Iterator for Plan {
             };
             match order {
                 std::cmp::Ordering::Less => {
+                    self.seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let source = self.source.peeked.take()?;
                     return Some(self.new_key(source));
                 }
@@ -502,6 +512,7 @@ impl Iterator for Plan {
                     }
                 }
                 std::cmp::Ordering::Equal => {
+                    self.seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let (source, dest) = (self.source.peeked.take()?, self.dest.peeked.take()?);
                     return Some(self.both(source, dest));
                 }
@@ -623,6 +634,80 @@ pub async fn compare_content(router: BucketRouter, local: Option<PathBuf>, objec
         .map_err(|e| AwsError::new(ErrorKind::Local, "checksum", e.to_string()))?
         .map_err(|(path, e)| AwsError::new(ErrorKind::Local, "checksum", format!("{}: {e}", path.display())))?;
     Ok(if computed == etag { ContentVerdict::Same } else { ContentVerdict::Differs })
+}
+
+impl Place {
+    /// Where `key` (relative) is on this side: a URL, or a path.
+    pub fn url_of(&self, key: &str) -> Option<S3Url> {
+        match self {
+            Place::S3(url) => Some(url.with_key(format!("{}{key}", url.key))),
+            Place::Local(_) => None,
+        }
+    }
+
+    pub fn path_of(&self, key: &str) -> Option<PathBuf> {
+        match self {
+            Place::Local(root) => Some(root.join(key)),
+            Place::S3(_) => None,
+        }
+    }
+}
+
+fn missing(what: &str, key: &str) -> AwsError {
+    AwsError::new(ErrorKind::InvalidInput, "sync", format!("{key}: no {what} for this step"))
+}
+
+/// Carries out one transfer step (after comparing contents, if the step waits on that): the
+/// step as done, its reason final. With `dry_run`, only the comparison. Downloads get the
+/// object's `LastModified` as their mtime, so the next sync finds them unchanged.
+pub async fn execute(router: BucketRouter, mut step: Step, source: Arc<Place>, dest: Arc<Place>, dry_run: bool) -> Result<Step, AwsError> {
+    if step.compare_content {
+        let (src, dst) = (step.source.clone(), step.dest.clone());
+        let (src, dst) = (src.ok_or_else(|| missing("source", &step.key))?, dst.ok_or_else(|| missing("destination", &step.key))?);
+        let verdict = match (&*source, &*dest) {
+            (Place::Local(_), Place::S3(_)) => compare_content(router.clone(), src.path, dest.url_of(&step.key).ok_or_else(|| missing("URL", &step.key))?, dst.etag, None).await?,
+            (Place::S3(_), Place::Local(_)) => compare_content(router.clone(), dst.path, source.url_of(&step.key).ok_or_else(|| missing("URL", &step.key))?, src.etag, None).await?,
+            _ => compare_content(router.clone(), None, source.url_of(&step.key).ok_or_else(|| missing("URL", &step.key))?, src.etag, dst.etag).await?,
+        };
+        step.compare_content = false;
+        match verdict {
+            ContentVerdict::Same => {
+                step.action = Action::Skip;
+                step.reason = "same checksum".into();
+            }
+            ContentVerdict::Differs => step.reason = "checksum".into(),
+            ContentVerdict::Unknown(why) => step.reason = format!("unverifiable: {why}"),
+        }
+    }
+    if dry_run {
+        return Ok(step);
+    }
+    match step.action {
+        Action::Skip | Action::Delete => {}
+        Action::Upload => {
+            let path = step.source.as_ref().and_then(|s| s.path.clone()).ok_or_else(|| missing("file", &step.key))?;
+            let url = dest.url_of(&step.key).ok_or_else(|| missing("URL", &step.key))?;
+            crate::s3::transfer::upload_file(router, path, url, true).await?;
+        }
+        Action::Download => {
+            let url = source.url_of(&step.key).ok_or_else(|| missing("URL", &step.key))?;
+            let path = dest.path_of(&step.key).ok_or_else(|| missing("path", &step.key))?;
+            crate::s3::transfer::download_object(router, url, path.clone(), true).await?;
+            if let Some(modified) = step.source.as_ref().and_then(|s| s.modified) {
+                std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(modified.into()))
+                    .map_err(|e| AwsError::new(ErrorKind::Local, "sync", format!("{}: setting the modification time: {e}", path.display())))?;
+            }
+        }
+        Action::Copy => {
+            let from = source.url_of(&step.key).ok_or_else(|| missing("URL", &step.key))?;
+            let to = dest.url_of(&step.key).ok_or_else(|| missing("URL", &step.key))?;
+            crate::s3::transfer::copy_object(router, from, to).await?;
+        }
+    }
+    Ok(step)
 }
 
 /// Deletions waiting on disk (one line per key: size, tab, the key with `\` and newlines

@@ -9,6 +9,7 @@ mod open;
 mod rm;
 mod s3_;
 mod save;
+mod sync;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ pub use open::S3Open;
 pub use rm::S3Rm;
 pub use s3_::S3;
 pub use save::S3Save;
+pub use sync::S3Sync;
 
 pub(crate) fn add_commands(working_set: &mut StateWorkingSet, ctx: &Arc<AwsContext>) {
     let ctx = || ctx.clone();
@@ -38,6 +40,7 @@ pub(crate) fn add_commands(working_set: &mut StateWorkingSet, ctx: &Arc<AwsConte
     working_set.add_decl(Box::new(S3Head { ctx: ctx() }));
     working_set.add_decl(Box::new(S3Rm { ctx: ctx() }));
     working_set.add_decl(Box::new(S3Cp { ctx: ctx() }));
+    working_set.add_decl(Box::new(S3Sync { ctx: ctx() }));
 }
 
 /// Parses a URL argument, pointing an error at the offending part of it.
