@@ -130,10 +130,10 @@ pub struct Listed {
     pub storage_class: Option<String>,
 }
 
-/// Every object below `url` (a plain prefix, no delimiter), in S3's key order, asked of the
-/// bucket's region.
-pub fn list_listed(session: &Arc<Session>, url: S3Url) -> PageStream<Listed> {
-    list_pages(session, ListObjects::new(url, true), |_, out| {
+/// The objects of `request` (recursive: everything below the prefix, no delimiter), in S3's key
+/// order, asked of the bucket's region.
+pub fn list_listed(session: &Arc<Session>, request: ListObjects) -> PageStream<Listed> {
+    list_pages(session, request, |_, out| {
         out.contents()
             .iter()
             .map(|o| Listed {

@@ -134,7 +134,7 @@ pub fn side_items(
             Walked::Error { key, error } => SideItem::Failed { key, error: error.to_string() },
         })),
         Place::S3(url) => Box::new(Listing {
-            stream: Some(crate::s3::list::list_listed(session, url.clone())),
+            stream: Some(crate::s3::list::list_listed(session, crate::s3::list::ListObjects::new(url.clone(), true))),
             prefix: url.key.clone(),
             interrupted,
         }),

@@ -3,6 +3,7 @@
 
 mod buckets;
 mod cp;
+mod du;
 mod head;
 mod ls;
 mod open;
@@ -23,6 +24,7 @@ use crate::stream::RowStream;
 
 pub use buckets::S3Buckets;
 pub use cp::S3Cp;
+pub use du::S3Du;
 pub use head::S3Head;
 pub use ls::S3Ls;
 pub use open::S3Open;
@@ -41,6 +43,7 @@ pub(crate) fn add_commands(working_set: &mut StateWorkingSet, ctx: &Arc<AwsConte
     working_set.add_decl(Box::new(S3Rm { ctx: ctx() }));
     working_set.add_decl(Box::new(S3Cp { ctx: ctx() }));
     working_set.add_decl(Box::new(S3Sync { ctx: ctx() }));
+    working_set.add_decl(Box::new(S3Du { ctx: ctx() }));
 }
 
 /// Parses a URL argument, pointing an error at the offending part of it.
