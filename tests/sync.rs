@@ -13,32 +13,11 @@ use moto::Moto;
 use nuaws_test_servers::{FaultConfig, FaultProxy};
 
 fn nuaws_in(moto: &Moto, endpoint: &str, cwd: &Path, script: &str) -> Output {
-    std::fs::create_dir_all(cwd).expect("cwd");
-    let mut env = moto.client_env();
-    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
-    Command::new(env!("CARGO_BIN_EXE_nuaws"))
-        .current_dir(cwd)
-        .args(["--no-config-file", "--error-style", "plain", "-c", script])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("NO_COLOR", "1")
-        .envs(env)
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .output()
-        .expect("run nuaws")
+    moto.nuaws_at(env!("CARGO_BIN_EXE_nuaws"), endpoint, cwd, script)
 }
 
-/// The rows of a sync as JSON, through `endpoint`.
 fn rows_via(moto: &Moto, endpoint: &str, script: &str) -> Vec<serde_json::Value> {
-    let script = format!("{script} | to json --raw");
-    let out = nuaws_in(moto, endpoint, &moto.dir.join("cwd"), &script);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "`{script}` failed:\n{stderr}");
-    let text = String::from_utf8_lossy(&out.stdout);
-    match serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("`{script}` gave no JSON ({e}): {text}")) {
-        serde_json::Value::Array(rows) => rows,
-        other => panic!("not a table: {other}"),
-    }
+    moto.table_at(env!("CARGO_BIN_EXE_nuaws"), endpoint, script)
 }
 
 fn rows(moto: &Moto, script: &str) -> Vec<serde_json::Value> {

@@ -122,7 +122,8 @@ pub fn side_items(
 ) -> Box<dyn Iterator<Item = SideItem> + Send> {
     match place {
         Place::Local(root) if !root.exists() => Box::new(std::iter::empty()),
-        Place::Local(root) => Box::new(LocalWalk::new(root, follow_symlinks).map(|walked| match walked {
+        // Downloads in progress (see `transfer`) are no keys of the destination.
+        Place::Local(root) => Box::new(LocalWalk::new(root, follow_symlinks).filter(|w| !is_partial(w)).map(|walked| match walked {
             Walked::File(f) => SideItem::Entry(Entry {
                 key: f.key,
                 size: f.size,
@@ -139,6 +140,12 @@ pub fn side_items(
             interrupted,
         }),
     }
+}
+
+fn is_partial(walked: &Walked) -> bool {
+    let Walked::File(file) = walked else { return false };
+    let name = file.key.rsplit('/').next().unwrap_or(&file.key);
+    name.starts_with('.') && name.contains(".nuaws-partial-")
 }
 
 /// An S3 listing as a side: keys made relative to the prefix.
@@ -326,6 +333,8 @@ struct Ordered {
 enum Head {
     Entry,
     Other(SideItem),
+    /// The side broke S3's order: the plan must end here.
+    OutOfOrder { key: String, error: String },
     End,
 }
 
@@ -352,7 +361,7 @@ impl Ordered {
                             "the {} is not listed in S3 key order: `{}` came after `{last}`; nothing is deleted",
                             self.name, entry.key
                         );
-                        return Head::Other(SideItem::Failed { key: entry.key, error });
+                        return Head::OutOfOrder { key: entry.key, error };
                     }
                     self.last = Some(entry.key.clone());
                     if filters.wants(&entry.key) {
@@ -477,8 +486,9 @@ impl Iterator for Plan {
             let filters = self.options.filters.clone();
             match self.source.head(&filters) {
                 Head::Other(SideItem::Skipped { key, reason }) => return Some(Step::new(Action::Skip, key, reason, None)),
-                Head::Other(SideItem::Failed { key, error }) => {
-                    self.stopped = error.contains("not listed in S3 key order");
+                Head::Other(SideItem::Failed { key, error }) => return Some(Step::failed(key, error)),
+                Head::OutOfOrder { key, error } => {
+                    self.stopped = true;
                     return Some(Step::failed(key, error));
                 }
                 Head::Other(SideItem::Entry(_)) | Head::Entry | Head::End => {}
@@ -486,8 +496,9 @@ impl Iterator for Plan {
             match self.dest.head(&filters) {
                 // What the destination cannot hold in a key is not for this sync to touch.
                 Head::Other(SideItem::Skipped { .. }) => continue,
-                Head::Other(SideItem::Failed { key, error }) => {
-                    self.stopped = error.contains("not listed in S3 key order");
+                Head::Other(SideItem::Failed { key, error }) => return Some(Step::failed(key, error)),
+                Head::OutOfOrder { key, error } => {
+                    self.stopped = true;
                     return Some(Step::failed(key, error));
                 }
                 Head::Other(SideItem::Entry(_)) | Head::Entry | Head::End => {}
@@ -858,6 +869,31 @@ mod tests {
         let got = plan(source, vec![], Direction::Upload, PlanOptions::default());
         assert_eq!(got.len(), 3, "{got:?}");
         assert!(got[2].2.contains("not listed in S3 key order: `b` came after `c`"), "{got:?}");
+    }
+
+    #[test]
+    fn a_part_of_a_side_that_cannot_be_read_is_an_error_step_and_the_plan_goes_on() {
+        let source: Box<dyn Iterator<Item = SideItem> + Send> = Box::new(
+            vec![
+                SideItem::Entry(entry("a", 1, 1)),
+                SideItem::Failed { key: "locked/".into(), error: "permission denied".into() },
+                SideItem::Skipped { key: "bad\u{FFFD}".into(), reason: "the name is not UTF-8".into() },
+                SideItem::Entry(entry("z", 1, 1)),
+            ]
+            .into_iter(),
+        );
+        let steps: Vec<Step> = Plan::new(source, side(vec![]), Direction::Upload, PlanOptions::default()).collect();
+        let got: Vec<_> = steps.iter().map(|s| (s.action, s.key.as_str(), s.error.as_deref())).collect();
+        assert_eq!(
+            got,
+            [
+                (Action::Upload, "a", None),
+                (Action::Skip, "locked/", Some("permission denied")),
+                (Action::Skip, "bad\u{FFFD}", None),
+                (Action::Upload, "z", None)
+            ]
+        );
+        assert_eq!(steps[2].reason, "the name is not UTF-8");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use nu_protocol::shell_error::generic::GenericError;
 
 use crate::context::{AwsContext, CallSession, session_flags};
 use crate::errors::{ErrorSpans, to_shell_error};
-use crate::s3::parse_url;
+use crate::s3::{page_size_flag, parse_url};
 use crate::values::row_to_value;
 
 /// How long one wait for a page lasts before Ctrl-C is checked again.
@@ -131,18 +131,7 @@ With --every, rows of running totals come while the scan goes on (partial: true)
                 });
             }
         };
-        let page_size: Option<Spanned<i64>> = call.get_flag(engine_state, stack, "page-size")?;
-        let page_size = match page_size {
-            None => aws_core::s3::list::MAX_KEYS,
-            Some(p) if (1..=1000).contains(&p.item) => p.item as i32,
-            Some(p) => {
-                return Err(ShellError::IncorrectValue {
-                    msg: "the page size must be between 1 and 1000".into(),
-                    val_span: p.span,
-                    call_span: head,
-                });
-            }
-        };
+        let page_size = page_size_flag(engine_state, stack, call)?;
         let parsed = url.as_ref().map(parse_url).transpose()?;
         let cs = CallSession::resolve(&self.ctx, engine_state, stack, call)?;
         let spans = url.as_ref().map_or(cs.spans, |u| cs.spans_for(u.span));

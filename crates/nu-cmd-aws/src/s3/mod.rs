@@ -46,6 +46,21 @@ pub(crate) fn add_commands(working_set: &mut StateWorkingSet, ctx: &Arc<AwsConte
     working_set.add_decl(Box::new(S3Du { ctx: ctx() }));
 }
 
+/// The `--page-size` flag of a listing command: keys per ListObjectsV2 request, 1 to 1000
+/// (default 1000).
+pub(crate) fn page_size_flag(engine_state: &EngineState, stack: &mut Stack, call: &Call) -> Result<i32, ShellError> {
+    let page_size: Option<Spanned<i64>> = call.get_flag(engine_state, stack, "page-size")?;
+    match page_size {
+        None => Ok(aws_core::s3::list::MAX_KEYS),
+        Some(p) if (1..=1000).contains(&p.item) => Ok(p.item as i32),
+        Some(p) => Err(ShellError::IncorrectValue {
+            msg: "the page size must be between 1 and 1000".into(),
+            val_span: p.span,
+            call_span: call.head,
+        }),
+    }
+}
+
 /// Parses a URL argument, pointing an error at the offending part of it.
 pub(crate) fn parse_url(arg: &Spanned<String>) -> Result<S3Url, ShellError> {
     S3Url::parse(&arg.item).map_err(|err| url_error(err, arg))

@@ -170,18 +170,22 @@ Filters: a key matching an --include glob always takes part; otherwise one match
         let source_keys = plan.source_keys();
 
         // Deletions go to disk as the plan meets them; the engine never sees them in this phase.
-        let spool = Arc::new(std::sync::Mutex::new(DeleteSpool::new().map_err(|e| {
+        let spool = Arc::new(std::sync::Mutex::new(Some(DeleteSpool::new().map_err(|e| {
             ShellError::Generic(GenericError::new("Cannot make a temporary file", e.to_string(), head).with_help("Deletions wait in a temporary file; check $env.TMPDIR."))
-        })?));
+        })?)));
         let spooled = spool.clone();
         let steps = plan.filter_map(move |step| {
             if step.action != Action::Delete {
                 return Some(step);
             }
             let mut spool = spooled.lock().unwrap_or_else(|e| e.into_inner());
-            match spool.push(&step.key, step.size.unwrap_or(0)) {
-                Ok(()) => None,
-                Err(e) => Some(Step {
+            match spool.as_mut().map(|spool| spool.push(&step.key, step.size.unwrap_or(0))) {
+                Some(Ok(())) => None,
+                None => Some(Step {
+                    error: Some("cannot note the deletion: the plan is over".into()),
+                    ..step
+                }),
+                Some(Err(e)) => Some(Step {
                     error: Some(format!("cannot note the deletion: {e}")),
                     ..step
                 }),
@@ -249,9 +253,9 @@ Filters: a key matching an --include glob always takes part; otherwise one match
                 if fail_fast && failed > 0 {
                     return Box::new(std::iter::empty());
                 }
-                let spool = match Arc::try_unwrap(spool).map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner())) {
-                    Ok(spool) => spool,
-                    Err(_) => return Box::new(std::iter::empty()),
+                // The job has ended, so the plan has been read to its end: every deletion is noted.
+                let Some(spool) = spool.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+                    return Box::new(std::iter::empty());
                 };
                 let count = spool.count;
                 let refusal = if failed > 0 {
