@@ -248,7 +248,7 @@ Filters: a key matching an --include glob always takes part; otherwise one match
         let signals = engine_state.signals().clone();
         let deletions = {
             let (cs, signals) = (cs.clone(), signals.clone());
-            move || -> Box<dyn Iterator<Item = Value> + Send> {
+            move || -> Values {
                 let failed = failures.load(Ordering::Relaxed);
                 if fail_fast && failed > 0 {
                     return Box::new(std::iter::empty());
@@ -288,10 +288,13 @@ Filters: a key matching an --include glob always takes part; otherwise one match
     }
 }
 
+/// Values of a stream.
+type Values = Box<dyn Iterator<Item = Value> + Send>;
+
 /// A stream of values, then, once it is exhausted (and dropped), another made only then.
 struct Then {
-    first: Option<Box<dyn Iterator<Item = Value> + Send>>,
-    then: Option<Box<dyn FnOnce() -> Box<dyn Iterator<Item = Value> + Send> + Send>>,
+    first: Option<Values>,
+    then: Option<Box<dyn FnOnce() -> Values + Send>>,
 }
 
 impl Iterator for Then {
@@ -350,7 +353,7 @@ fn run_deletes(
     signals: nu_protocol::Signals,
     head: Span,
     fail_fast: bool,
-) -> Box<dyn Iterator<Item = Value> + Send> {
+) -> Values {
     let batch = match &*to {
         Place::S3(_) => aws_core::s3::object::DELETE_BATCH,
         Place::Local(_) => 1,
