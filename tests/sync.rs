@@ -289,3 +289,24 @@ fn bad_arguments_point_at_themselves() {
         assert!(stderr.contains(wanted), "{script}: {stderr}");
     }
 }
+
+#[test]
+fn s3_to_s3_across_regions_goes_to_each_buckets_region() {
+    let moto = Moto::shared();
+    let (eu, ap) = ("sync-eu", "sync-ap");
+    let objects = r#"[{"key": "src/a.txt", "size": 3}, {"key": "src/d/b c.txt", "size": 5}, {"key": "src/d/", "size": 0}]"#;
+    moto.harness("put-objects", &["--bucket", eu, "--region", "eu-west-1", "--objects", objects]);
+    moto.harness("put-objects", &["--bucket", ap, "--region", "ap-southeast-2", "--objects", "[]"]);
+    // The proxy answers as real S3 does a request sent to the wrong region.
+    let world = FaultConfig::default().with_bucket_region(eu, "eu-west-1").with_bucket_region(ap, "ap-southeast-2");
+    let proxy = FaultProxy::start(&moto.endpoint, world).expect("proxy");
+    let copied = rows_via(moto, &proxy.endpoint(), &format!("aws s3 sync s3://{eu}/src/ s3://{ap}/dst/"));
+    no_errors(&copied);
+    assert_eq!(plan(&copied).iter().map(|(a, k, _)| (a.as_str(), k.as_str())).collect::<Vec<_>>(), [("copy", "a.txt"), ("copy", "d/"), ("copy", "d/b c.txt")]);
+    assert_eq!(keys_in(moto, ap, "dst/"), ["dst/a.txt", "dst/d/", "dst/d/b c.txt"]);
+    let again = rows_via(moto, &proxy.endpoint(), &format!("aws s3 sync s3://{eu}/src/ s3://{ap}/dst/"));
+    assert!(again.iter().all(|r| r["action"] == "skip" && r["error"].is_null()), "{again:?}");
+    let du = rows_via(moto, &proxy.endpoint(), "aws s3 du");
+    let bytes = |bucket: &str| du.iter().find(|r| r["prefix"] == format!("s3://{bucket}/")).map(|r| r["bytes"].as_u64().unwrap());
+    assert_eq!((bytes(eu), bytes(ap)), (Some(8), Some(8)), "every bucket summed in its own region: {du:?}");
+}

@@ -831,6 +831,24 @@ mod tests {
     }
 
     #[test]
+    fn the_plan_pulls_each_side_only_as_far_as_it_needs() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let pulled = Arc::new(AtomicU64::new(0));
+        let counter = pulled.clone();
+        // A million keys on each side, never materialised.
+        let source = Box::new((0..1_000_000u64).map(move |i| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            SideItem::Entry(entry(&format!("k{i:07}"), 1, 1))
+        }));
+        let dest = Box::new((0..1_000_000u64).map(|i| SideItem::Entry(entry(&format!("k{i:07}"), 1, 1))));
+        let mut plan = Plan::new(source, dest, Direction::Upload, PlanOptions::default());
+        let first: Vec<Step> = plan.by_ref().take(3).collect();
+        assert_eq!(first.iter().map(|s| s.key.as_str()).collect::<Vec<_>>(), ["k0000000", "k0000001", "k0000002"]);
+        assert_eq!(pulled.load(Ordering::Relaxed), 3, "one entry per step, nothing read ahead");
+        assert_eq!(plan.source_keys().load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
     fn the_change_rules() {
         let (old, new) = (entry("k", 5, 100), entry("k", 5, 200));
         assert_eq!(verdict(Rule::Default, Direction::Upload, &new, &old), Verdict::Transfer("newer"));
