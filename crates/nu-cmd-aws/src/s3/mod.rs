@@ -61,6 +61,14 @@ pub(crate) fn page_size_flag(engine_state: &EngineState, stack: &mut Stack, call
     }
 }
 
+/// The error of a copy between two local paths (`cp`, `sync`): pointing at both.
+pub(crate) fn neither_side_in_s3(source: &Spanned<String>, destination: &Spanned<String>, help: &str) -> ShellError {
+    ShellError::Generic(
+        nu_protocol::shell_error::generic::GenericError::new("Nothing to do with S3", "neither side is an s3:// URL", Span::merge(source.span, destination.span))
+            .with_help(help.to_string()),
+    )
+}
+
 /// Parses a URL argument, pointing an error at the offending part of it.
 pub(crate) fn parse_url(arg: &Spanned<String>) -> Result<S3Url, ShellError> {
     S3Url::parse(&arg.item).map_err(|err| url_error(err, arg))

@@ -22,7 +22,7 @@ use nu_protocol::shell_error::generic::GenericError;
 use crate::context::{AwsContext, CallSession, session_flags};
 use crate::engine::bulk::{BulkValues, engine_flags, engine_settings};
 use crate::errors::to_shell_error;
-use crate::s3::parse_url;
+use crate::s3::{neither_side_in_s3, parse_url};
 
 #[derive(Clone)]
 pub struct S3Sync {
@@ -126,12 +126,7 @@ Filters: a key matching an --include glob always takes part; otherwise one match
         let from = place(&source, &cwd)?;
         let to = place(&destination, &cwd)?;
         let direction = match (&from, &to) {
-            (Place::Local(_), Place::Local(_)) => {
-                return Err(ShellError::Generic(
-                    GenericError::new("Nothing to do with S3", "neither side is an s3:// URL", Span::merge(source.span, destination.span))
-                        .with_help("Use `rsync` or `cp -r` for local copies."),
-                ));
-            }
+            (Place::Local(_), Place::Local(_)) => return Err(neither_side_in_s3(&source, &destination, "Use `rsync` or `cp -r` for local copies.")),
             (Place::Local(_), Place::S3(_)) => Direction::Upload,
             (Place::S3(_), Place::Local(_)) => Direction::Download,
             (Place::S3(_), Place::S3(_)) => Direction::Copy,
