@@ -82,12 +82,12 @@ Filters: a key matching an --include glob always takes part; otherwise one match
             },
             Example {
                 description: "Compare by content, leave out temporary files, and list what failed.",
-                example: "aws s3 sync ./build s3://my-bucket/build/ --checksum --exclude [*.tmp] | where error != null",
+                example: "aws s3 sync ./site s3://my-bucket/site/ --checksum --exclude [*.tmp] | where error != null",
                 result: None,
             },
             Example {
-                description: "Copy between buckets, deleting at most 100 objects.",
-                example: "aws s3 sync s3://src-bucket/ s3://dst-bucket/backup/ --delete --max-delete 100",
+                description: "Mirror a prefix within S3 (or to another bucket, in any region), deleting at most 100 objects.",
+                example: "aws s3 sync s3://my-bucket/logs/ s3://my-bucket/archive/logs/ --delete --max-delete 100",
                 result: None,
             },
         ]
