@@ -114,3 +114,25 @@ fn bad_groupings_point_at_themselves() {
         assert!(String::from_utf8_lossy(&out.stderr).contains(wanted), "{script}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn versions_count_noncurrent_versions_and_delete_markers_apart() {
+    let moto = Moto::shared();
+    let bucket = "du-versions";
+    let objects = r#"[
+        {"key": "a", "size": 10}, {"key": "a", "size": 20}, {"key": "a", "size": 30},
+        {"key": "b", "size": 5}, {"key": "b", "delete": true},
+        {"key": "c/d", "size": 7}
+    ]"#;
+    moto.harness("put-objects", &["--bucket", bucket, "--versioned", "--objects", objects]);
+    let wanted = moto.harness("du-sums", &["--bucket", bucket, "--versions"]);
+    let got = rows_via(moto, &moto.endpoint, &format!("aws s3 du s3://{bucket}/ --versions"));
+    assert_eq!(sums(&got, "version"), reference(&wanted["version"]));
+    assert_eq!(reference(&wanted["version"])["noncurrent"], [3, 35]);
+    // Pages of two: the next page starts after a key and a version.
+    let paged = rows_via(moto, &moto.endpoint, &format!("aws s3 du s3://{bucket}/ --versions --page-size 2"));
+    assert_eq!(sums(&paged, "version"), reference(&wanted["version"]));
+    // Without --versions: only what a listing shows.
+    let current = rows_via(moto, &moto.endpoint, &format!("aws s3 du s3://{bucket}/"));
+    assert_eq!([current[0]["objects"].as_u64().unwrap(), current[0]["bytes"].as_u64().unwrap()], [2, 37]);
+}

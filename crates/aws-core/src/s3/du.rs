@@ -23,6 +23,8 @@ pub struct Grouping {
     pub depth: usize,
     pub storage_class: bool,
     pub age: bool,
+    /// By kind of version (current, noncurrent, delete marker), for listings of versions.
+    pub versions: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -30,6 +32,7 @@ struct GroupKey {
     prefix: String,
     storage_class: Option<String>,
     age: Option<usize>,
+    version: Option<&'static str>,
 }
 
 /// The totals of one group.
@@ -81,6 +84,11 @@ impl Du {
 
     /// Counts one object of the listing of `url`.
     pub fn add(&mut self, url: &S3Url, object: &Listed) {
+        self.add_version(url, object, None);
+    }
+
+    /// Counts one version (or delete marker) of the listing of versions of `url`.
+    pub fn add_version(&mut self, url: &S3Url, object: &Listed, kind: Option<&'static str>) {
         let prefix = prefix_at(&url.key, &object.key, self.grouping.depth);
         let key = GroupKey {
             prefix: url.with_key(prefix).to_string(),
@@ -89,6 +97,7 @@ impl Du {
                 .storage_class
                 .then(|| object.storage_class.clone().unwrap_or_else(|| "STANDARD".into())),
             age: self.grouping.age.then(|| age_of(object.modified, self.now)),
+            version: if self.grouping.versions { kind } else { None },
         };
         let totals = self.groups.entry(key).or_default();
         totals.objects += 1;
@@ -108,12 +117,14 @@ impl Du {
             prefix: url.to_string(),
             storage_class: None,
             age: None,
+            version: None,
         };
         self.groups.entry(key).or_default();
     }
 
-    /// The groups so far, in order of prefix, class and age: `prefix`, then `storage_class` and
-    /// `age` when grouped by them, `objects`, `bytes`, `oldest`, `newest`.
+    /// The groups so far, in order of prefix, class, age and version: `prefix`, then
+    /// `storage_class`, `age` and `version` when grouped by them, `objects`, `bytes`, `oldest`,
+    /// `newest`.
     pub fn rows(&self) -> Vec<Row> {
         self.groups
             .iter()
@@ -124,6 +135,9 @@ impl Du {
                 }
                 if self.grouping.age {
                     row = row.with("age", Field::text(key.age.map(|a| AGES[a].0)));
+                }
+                if self.grouping.versions {
+                    row = row.with("version", Field::text(key.version));
                 }
                 row.with("objects", Field::Int(totals.objects as i64))
                     .with("bytes", Field::Bytes(totals.bytes))
@@ -168,7 +182,7 @@ mod tests {
     fn groups_sum_by_prefix_class_and_age() {
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let url = S3Url::new("b", "");
-        let mut du = Du::new(Grouping { depth: 1, storage_class: true, age: true }, now);
+        let mut du = Du::new(Grouping { depth: 1, storage_class: true, age: true, versions: false }, now);
         for o in [
             obj("a/1", 10, "STANDARD", 0, now),
             obj("a/2", 5, "STANDARD", 0, now),

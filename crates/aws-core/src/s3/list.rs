@@ -147,6 +147,82 @@ pub fn list_listed(session: &Arc<Session>, request: ListObjects) -> PageStream<L
     })
 }
 
+/// What a version of a listing of versions is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VersionKind {
+    Current,
+    Noncurrent,
+    DeleteMarker,
+}
+
+impl VersionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionKind::Current => "current",
+            VersionKind::Noncurrent => "noncurrent",
+            VersionKind::DeleteMarker => "delete marker",
+        }
+    }
+}
+
+/// Every version and delete marker below `url`'s prefix (ListObjectVersions), in key order,
+/// asked of the bucket's region. Delete markers have size 0 and no storage class.
+pub fn list_versions(session: &Arc<Session>, url: S3Url, page_size: i32) -> PageStream<(Listed, VersionKind)> {
+    let router = BucketRouter::new(session);
+    PageStream::spawn(move |token: Option<String>| {
+        let (router, url) = (router.clone(), url.clone());
+        async move {
+            // The next page starts after a key and a version: both in the one token.
+            let (key_marker, version_marker) = match token.as_deref().and_then(|t| t.split_once('\0')) {
+                Some((k, v)) => (Some(k.to_string()), Some(v.to_string()).filter(|v| !v.is_empty())),
+                None => (None, None),
+            };
+            let page = |client: aws_sdk_s3::Client| {
+                let mut call = client
+                    .list_object_versions()
+                    .bucket(&url.bucket)
+                    .max_keys(page_size.clamp(1, MAX_KEYS))
+                    .set_key_marker(key_marker.clone())
+                    .set_version_id_marker(version_marker.clone());
+                if !url.key.is_empty() {
+                    call = call.prefix(&url.key);
+                }
+                async move { call.send().await.map_err(|e| AwsError::from_sdk("S3 ListObjectVersions", e)) }
+            };
+            let out = router.call(&url.bucket, page).await?;
+            let versions = out.versions().iter().map(|v| {
+                let kind = if v.is_latest() == Some(true) { VersionKind::Current } else { VersionKind::Noncurrent };
+                let listed = Listed {
+                    key: v.key().unwrap_or_default().to_string(),
+                    size: v.size().unwrap_or(0).max(0) as u64,
+                    modified: v.last_modified().and_then(crate::row::smithy_to_chrono),
+                    etag: v.e_tag().map(|e| unquote_etag(e).to_string()),
+                    storage_class: v.storage_class().map(|c| c.as_str().to_string()),
+                };
+                (listed, kind)
+            });
+            let markers = out.delete_markers().iter().map(|m| {
+                let listed = Listed {
+                    key: m.key().unwrap_or_default().to_string(),
+                    size: 0,
+                    modified: m.last_modified().and_then(crate::row::smithy_to_chrono),
+                    etag: None,
+                    storage_class: None,
+                };
+                (listed, VersionKind::DeleteMarker)
+            });
+            let items: Vec<_> = versions.chain(markers).collect();
+            let next = if out.is_truncated() == Some(true) {
+                let key = out.next_key_marker().unwrap_or_default();
+                Some(format!("{key}\0{}", out.next_version_id_marker().unwrap_or_default())).filter(|_| !key.is_empty())
+            } else {
+                None
+            };
+            Ok((items, next))
+        }
+    })
+}
+
 /// ListObjectsV2 page by page, each page made into items by `items`.
 fn list_pages<T: Send + 'static>(
     session: &Arc<Session>,

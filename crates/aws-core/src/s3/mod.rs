@@ -18,7 +18,7 @@ pub mod transfer;
 pub mod url;
 pub mod walk;
 
-pub use list::{ListObjects, Listed, list_buckets, list_listed, list_objects};
+pub use list::{ListObjects, Listed, VersionKind, list_buckets, list_listed, list_objects, list_versions};
 pub use object::{DeleteOutcome, ObjectBody, delete_objects, get_object, head_object, put_object};
 pub use route::{BucketRegions, BucketRouter, RegionStore};
 pub use tagging::{bucket_location, bucket_tags};

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use aws_core::pagination::Next;
 use aws_core::row::{Field, Row};
 use aws_core::s3::du::{Du, Grouping};
-use aws_core::s3::{ListObjects, Listed, S3Url, list_buckets, list_listed};
+use aws_core::s3::{ListObjects, Listed, S3Url, VersionKind, list_buckets, list_listed, list_versions};
 use aws_core::PageStream;
 use nu_engine::command_prelude::*;
 use nu_protocol::ListStream;
@@ -42,6 +42,7 @@ impl Command for S3Du {
             .named("depth", SyntaxShape::Int, "Group by the prefix this many /-levels below the URL (default 0: the URL itself).", Some('d'))
             .named("by", SyntaxShape::List(Box::new(SyntaxShape::String)), "Also group by storage_class and/or age (of LastModified: <1d, 1-7d, 7-30d, 30-90d, 90-365d, >1y).", None)
             .named("every", SyntaxShape::Duration, "While scanning, emit the running totals this often (rows with partial: true).", None)
+            .switch("versions", "Count every version and delete marker (ListObjectVersions), grouped by version: current, noncurrent, delete marker.", None)
             .named("page-size", SyntaxShape::Int, "Keys per ListObjectsV2 request, 1 to 1000 (default 1000).", None)
             .input_output_types(vec![(Type::Nothing, Type::table())])
             .category(Category::Custom("aws".into()))
@@ -53,6 +54,7 @@ impl Command for S3Du {
 
     fn extra_description(&self) -> &str {
         "One row per group: prefix (an s3:// URL; without --depth, the URL itself, or each bucket), storage_class and age when grouped --by them, objects, bytes, oldest and newest (LastModified). One pass over ListObjectsV2, memory bounded by the number of groups.
+With --versions, noncurrent versions and delete markers are counted too, in groups of their own (a `version` column).
 With --every, rows of running totals come while the scan goes on (partial: true), then the final rows (partial: false); filter with `where not partial`."
     }
 
@@ -70,6 +72,11 @@ With --every, rows of running totals come while the scan goes on (partial: true)
             Example {
                 description: "Where the bytes are, one level down, by storage class.",
                 example: "aws s3 du s3://my-bucket/ --depth 1 --by [storage_class] | sort-by bytes --reverse",
+                result: None,
+            },
+            Example {
+                description: "What noncurrent versions and delete markers cost, by storage class.",
+                example: "aws s3 du s3://my-bucket/ --versions --by [storage_class] | where version != current",
                 result: None,
             },
             Example {
@@ -132,6 +139,7 @@ With --every, rows of running totals come while the scan goes on (partial: true)
             }
         };
         let page_size = page_size_flag(engine_state, stack, call)?;
+        grouping.versions = call.has_flag(engine_state, stack, "versions")?;
         let parsed = url.as_ref().map(parse_url).transpose()?;
         let cs = CallSession::resolve(&self.ctx, engine_state, stack, call)?;
         let spans = url.as_ref().map_or(cs.spans, |u| cs.spans_for(u.span));
@@ -139,12 +147,14 @@ With --every, rows of running totals come while the scan goes on (partial: true)
             Some(url) => Targets::One(Some(url)),
             None => Targets::Buckets(list_buckets(&cs.session)),
         };
+        let versions = grouping.versions;
         let values = DuValues {
             session: cs.session.clone(),
             targets,
             listing: None,
             du: Du::new(grouping, chrono::Utc::now()),
             page_size,
+            versions,
             every,
             last_emit: Instant::now(),
             out: VecDeque::new(),
@@ -154,6 +164,22 @@ With --every, rows of running totals come while the scan goes on (partial: true)
             span: head,
         };
         Ok(PipelineData::list_stream(ListStream::new(values, head, engine_state.signals().clone()), None))
+    }
+}
+
+/// A listing of objects, or of versions.
+enum Listing {
+    Objects(PageStream<Listed>),
+    Versions(PageStream<(Listed, VersionKind)>),
+}
+
+impl Listing {
+    /// The next object, with its kind of version in a listing of versions.
+    fn next_timeout(&mut self, wait: Duration) -> Next<(Listed, Option<&'static str>)> {
+        match self {
+            Listing::Objects(stream) => stream.next_timeout(wait).map(|o| (o, None)),
+            Listing::Versions(stream) => stream.next_timeout(wait).map(|(o, kind)| (o, Some(kind.as_str()))),
+        }
     }
 }
 
@@ -167,9 +193,10 @@ enum Targets {
 struct DuValues {
     session: Arc<aws_core::Session>,
     targets: Targets,
-    listing: Option<(S3Url, PageStream<Listed>)>,
+    listing: Option<(S3Url, Listing)>,
     du: Du,
     page_size: i32,
+    versions: bool,
     every: Option<Duration>,
     last_emit: Instant,
     out: VecDeque<Value>,
@@ -225,8 +252,12 @@ impl Iterator for DuValues {
             if self.listing.is_none() {
                 match self.next_target() {
                     Ok(Some(url)) => {
-                        let request = ListObjects { page_size: self.page_size, ..ListObjects::new(url.clone(), true) };
-                        self.listing = Some((url, list_listed(&self.session, request)));
+                        let listing = if self.versions {
+                            Listing::Versions(list_versions(&self.session, url.clone(), self.page_size))
+                        } else {
+                            Listing::Objects(list_listed(&self.session, ListObjects { page_size: self.page_size, ..ListObjects::new(url.clone(), true) }))
+                        };
+                        self.listing = Some((url, listing));
                     }
                     Ok(None) => {
                         self.done = true;
@@ -244,8 +275,8 @@ impl Iterator for DuValues {
             let wait = self.every.map_or(POLL, |every| every.saturating_sub(self.last_emit.elapsed()).clamp(Duration::from_millis(1), POLL));
             let Some((url, listing)) = &mut self.listing else { continue };
             match listing.next_timeout(wait) {
-                Next::Item(object) => {
-                    self.du.add(url, &object);
+                Next::Item((object, kind)) => {
+                    self.du.add_version(url, &object, kind);
                     // A fast listing never waits: check the clock between objects too.
                     if self.every.is_some_and(|every| self.last_emit.elapsed() >= every) {
                         self.snapshot(true);
