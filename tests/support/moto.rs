@@ -149,8 +149,12 @@ impl Moto {
     /// Runs `script` with the `nuaws` binary at `bin` (a test's `env!("CARGO_BIN_EXE_nuaws")`),
     /// in `cwd`, as a client of this server reached through `endpoint` (itself, or a proxy).
     pub fn nuaws_at(&self, bin: &str, endpoint: &str, cwd: &Path, script: &str) -> std::process::Output {
+        self.nuaws_with(bin, self.client_env(), endpoint, cwd, script)
+    }
+
+    /// [`Moto::nuaws_at`] with the environment `env` (say, [`Moto::cached_env`]).
+    pub fn nuaws_with(&self, bin: &str, mut env: Vec<(String, String)>, endpoint: &str, cwd: &Path, script: &str) -> std::process::Output {
         std::fs::create_dir_all(cwd).expect("cwd");
-        let mut env = self.client_env();
         env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
         Command::new(bin)
             .current_dir(cwd)
