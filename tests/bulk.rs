@@ -6,24 +6,12 @@
 mod moto;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use moto::{Moto, seed_once};
 
 fn nuaws_in(moto: &Moto, endpoint: &str, cwd: &Path, script: &str) -> Output {
-    std::fs::create_dir_all(cwd).expect("cwd");
-    let mut env = moto.client_env();
-    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
-    Command::new(env!("CARGO_BIN_EXE_nuaws"))
-        .current_dir(cwd)
-        .args(["--no-config-file", "--error-style", "plain", "-c", script])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("NO_COLOR", "1")
-        .envs(env)
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .output()
-        .expect("run nuaws")
+    moto.nuaws_at(env!("CARGO_BIN_EXE_nuaws"), endpoint, cwd, script)
 }
 
 fn ok_in(moto: &Moto, endpoint: &str, cwd: &Path, script: &str) -> String {

@@ -299,7 +299,7 @@ fn help_lists_native_commands() {
         assert!(help.contains(sub), "{help}");
     }
     let s3 = ok(moto, "aws s3");
-    for sub in ["aws s3 ls", "aws s3 open", "aws s3 save", "aws s3 head", "aws s3 rm", "aws s3 buckets"] {
+    for sub in ["aws s3 ls", "aws s3 open", "aws s3 save", "aws s3 head", "aws s3 rm", "aws s3 buckets", "aws s3 sync", "aws s3 du"] {
         assert!(s3.contains(sub), "{s3}");
     }
     assert!(ok(moto, "aws ec2").contains("aws ec2 instances"));
@@ -328,8 +328,8 @@ fn unknown_subcommands_run_the_aws_cli() {
             .output()
             .unwrap()
     };
-    let out = run("aws s3 sync ./a s3://b/k --quiet");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "cli:s3 sync ./a s3://b/k --quiet");
+    let out = run("aws s3 presign s3://b/k --expires-in 60");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "cli:s3 presign s3://b/k --expires-in 60");
     let out = run("aws sts get-caller-identity --output json | str trim");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "cli:sts get-caller-identity --output json");
     let out = run("aws ec2 describe-instances --max-items 5");

@@ -8,7 +8,7 @@
 mod moto;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use moto::{Moto, seed_once};
 use nuaws_test_servers::{FaultConfig, FaultProxy};
@@ -45,23 +45,11 @@ fn world() -> FaultConfig {
 
 /// A shell with the cache off (so every command asks the server), or on in `cache`.
 fn nuaws(moto: &Moto, proxy: &FaultProxy, cache: Option<&Path>, script: &str) -> Output {
-    let mut env = match cache {
+    let env = match cache {
         Some(dir) => moto.cached_env(dir),
         None => moto.client_env(),
     };
-    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
-    let cwd = moto.dir.join("cwd-regions");
-    std::fs::create_dir_all(&cwd).expect("cwd");
-    Command::new(env!("CARGO_BIN_EXE_nuaws"))
-        .current_dir(cwd)
-        .args(["--no-config-file", "--error-style", "plain", "-c", script])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("NO_COLOR", "1")
-        .envs(env)
-        .env("AWS_ENDPOINT_URL", proxy.endpoint())
-        .output()
-        .expect("run nuaws")
+    moto.nuaws_with(env!("CARGO_BIN_EXE_nuaws"), env, &proxy.endpoint(), &moto.dir.join("cwd-regions"), script)
 }
 
 fn ok(moto: &Moto, proxy: &FaultProxy, cache: Option<&Path>, script: &str) -> String {

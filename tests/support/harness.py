@@ -520,6 +520,61 @@ def cmd_list_s3(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_put_objects(args: argparse.Namespace) -> int:
+    """Objects from a JSON list of {key, size, storage_class?} (bodies of `size` bytes of 'x')."""
+    s3 = _client("s3", args.endpoint, args.region)
+    try:
+        _create_bucket(s3, args.bucket, args.region)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    if args.versioned:
+        s3.put_bucket_versioning(Bucket=args.bucket, VersioningConfiguration={"Status": "Enabled"})
+    specs = json.loads(args.objects)
+    for spec in specs:
+        if spec.get("delete"):  # in a versioned bucket: a delete marker
+            s3.delete_object(Bucket=args.bucket, Key=spec["key"])
+            continue
+        extra = {"StorageClass": spec["storage_class"]} if spec.get("storage_class") else {}
+        s3.put_object(Bucket=args.bucket, Key=spec["key"], Body=b"x" * spec["size"], **extra)
+    _emit({"bucket": args.bucket, "objects": len(specs)})
+    return 0
+
+
+def cmd_du_sums(args: argparse.Namespace) -> int:
+    """Bytes and objects per storage class and per depth-1 prefix (or, with --versions, per kind
+    of version: current, noncurrent, delete marker), summed from boto3's listing.
+
+    A depth-1 prefix is the prefix plus the key's first segment and `/`; a key with no `/`
+    after the prefix counts at the prefix itself.
+    """
+    s3 = _client("s3", args.endpoint, args.region)
+    if args.versions:
+        by_kind: dict[str, list[int]] = {}
+        pages = s3.get_paginator("list_object_versions").paginate(Bucket=args.bucket, Prefix=args.prefix)
+        for page in pages:
+            for v in page.get("Versions", []):
+                sums = by_kind.setdefault("current" if v["IsLatest"] else "noncurrent", [0, 0])
+                sums[0] += 1
+                sums[1] += v["Size"]
+            for _ in page.get("DeleteMarkers", []):
+                by_kind.setdefault("delete marker", [0, 0])[0] += 1
+        _emit({"version": by_kind})
+        return 0
+    by_class: dict[str, list[int]] = {}
+    by_prefix: dict[str, list[int]] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=args.bucket, Prefix=args.prefix):
+        for obj in page.get("Contents", []):
+            rest = obj["Key"][len(args.prefix):]
+            head = rest.split("/", 1)[0] + "/" if "/" in rest else ""
+            prefix = f"s3://{args.bucket}/{args.prefix}{head}"
+            for table, group in ((by_class, obj.get("StorageClass", "STANDARD")), (by_prefix, prefix)):
+                sums = table.setdefault(group, [0, 0])
+                sums[0] += 1
+                sums[1] += obj["Size"]
+    _emit({"storage_class": by_class, "prefix": by_prefix})
+    return 0
+
+
 # --------------------------------------------------------------------------
 # EC2
 # --------------------------------------------------------------------------
@@ -902,6 +957,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--bucket", required=True)
     sp.add_argument("--prefix", default="")
     sp.set_defaults(func=cmd_list_s3)
+
+    sp = sub.add_parser("put-objects", help="put objects with chosen keys, sizes, storage classes")
+    with_endpoint(sp)
+    sp.add_argument("--bucket", required=True)
+    sp.add_argument("--objects", required=True, help='JSON: [{"key": .., "size": .., "storage_class": ..}] or {"key": .., "delete": true}')
+    sp.add_argument("--versioned", action="store_true", help="turn versioning on first")
+    sp.set_defaults(func=cmd_put_objects)
+
+    sp = sub.add_parser("du-sums", help="objects and bytes per storage class and depth-1 prefix")
+    with_endpoint(sp)
+    sp.add_argument("--bucket", required=True)
+    sp.add_argument("--prefix", default="")
+    sp.add_argument("--versions", action="store_true", help="per kind of version instead")
+    sp.set_defaults(func=cmd_du_sums)
 
     sp = sub.add_parser("seed-ec2", help="launch many tagged instances")
     with_endpoint(sp)

@@ -146,6 +146,40 @@ impl Moto {
 }
 
 impl Moto {
+    /// Runs `script` with the `nuaws` binary at `bin` (a test's `env!("CARGO_BIN_EXE_nuaws")`),
+    /// in `cwd`, as a client of this server reached through `endpoint` (itself, or a proxy).
+    pub fn nuaws_at(&self, bin: &str, endpoint: &str, cwd: &Path, script: &str) -> std::process::Output {
+        self.nuaws_with(bin, self.client_env(), endpoint, cwd, script)
+    }
+
+    /// [`Moto::nuaws_at`] with the environment `env` (say, [`Moto::cached_env`]).
+    pub fn nuaws_with(&self, bin: &str, mut env: Vec<(String, String)>, endpoint: &str, cwd: &Path, script: &str) -> std::process::Output {
+        std::fs::create_dir_all(cwd).expect("cwd");
+        env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+        Command::new(bin)
+            .current_dir(cwd)
+            .args(["--no-config-file", "--error-style", "plain", "-c", script])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .envs(env)
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .output()
+            .expect("run nuaws")
+    }
+
+    /// The table `script` gives (through `endpoint`), as JSON rows; the script must succeed.
+    pub fn table_at(&self, bin: &str, endpoint: &str, script: &str) -> Vec<serde_json::Value> {
+        let script = format!("{script} | to json --raw");
+        let out = self.nuaws_at(bin, endpoint, &self.dir.join("cwd"), &script);
+        assert!(out.status.success(), "`{script}` failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        match serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("`{script}` gave no JSON ({e}): {text}")) {
+            serde_json::Value::Array(rows) => rows,
+            other => panic!("not a table: {other}"),
+        }
+    }
+
     /// [`Moto::client_env`] with the cache on, in a directory of its own.
     pub fn cached_env(&self, cache_dir: &Path) -> Vec<(String, String)> {
         let mut env = self.client_env();

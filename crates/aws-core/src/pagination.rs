@@ -31,6 +31,18 @@ pub enum Next<T> {
     Pending,
 }
 
+impl<T> Next<T> {
+    /// The item made into another; the other answers as they are.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Next<U> {
+        match self {
+            Next::Item(item) => Next::Item(f(item)),
+            Next::Error(err) => Next::Error(err),
+            Next::End => Next::End,
+            Next::Pending => Next::Pending,
+        }
+    }
+}
+
 /// A listing being fetched page by page in the background.
 pub struct PageStream<T> {
     rx: mpsc::Receiver<Result<Vec<T>, AwsError>>,

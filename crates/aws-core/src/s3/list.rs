@@ -104,6 +104,131 @@ async fn bucket_regions(router: &BucketRouter, buckets: &[aws_sdk_s3::types::Buc
 /// The objects (and, unless recursive, the common prefixes) under `request.url`, asked of the
 /// bucket's region.
 pub fn list_objects(session: &Arc<Session>, request: ListObjects) -> PageStream<Row> {
+    list_pages(session, request, |url, out| {
+        let files = out.contents().iter().map(|o| {
+            let key = o.key().unwrap_or_default();
+            (key, object_row(url, o))
+        });
+        let dirs = out.common_prefixes().iter().filter_map(|p| {
+            let prefix = p.prefix()?;
+            Some((prefix, dir_row(url, prefix)))
+        });
+        merge_by_key(files, dirs)
+    })
+}
+
+/// One object of a listing, typed, for consumers that compute with it (`sync`, `du`) rather
+/// than show it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listed {
+    /// The whole key.
+    pub key: String,
+    pub size: u64,
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
+    /// Unquoted.
+    pub etag: Option<String>,
+    pub storage_class: Option<String>,
+}
+
+/// The objects of `request` (recursive: everything below the prefix, no delimiter), in S3's key
+/// order, asked of the bucket's region.
+pub fn list_listed(session: &Arc<Session>, request: ListObjects) -> PageStream<Listed> {
+    list_pages(session, request, |_, out| {
+        out.contents()
+            .iter()
+            .map(|o| Listed {
+                key: o.key().unwrap_or_default().to_string(),
+                size: o.size().unwrap_or(0).max(0) as u64,
+                modified: o.last_modified().and_then(crate::row::smithy_to_chrono),
+                etag: o.e_tag().map(|e| unquote_etag(e).to_string()),
+                storage_class: o.storage_class().map(|c| c.as_str().to_string()),
+            })
+            .collect()
+    })
+}
+
+/// What a version of a listing of versions is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VersionKind {
+    Current,
+    Noncurrent,
+    DeleteMarker,
+}
+
+impl VersionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionKind::Current => "current",
+            VersionKind::Noncurrent => "noncurrent",
+            VersionKind::DeleteMarker => "delete marker",
+        }
+    }
+}
+
+/// Every version and delete marker below `url`'s prefix (ListObjectVersions), in key order,
+/// asked of the bucket's region. Delete markers have size 0 and no storage class.
+pub fn list_versions(session: &Arc<Session>, url: S3Url, page_size: i32) -> PageStream<(Listed, VersionKind)> {
+    let router = BucketRouter::new(session);
+    PageStream::spawn(move |token: Option<String>| {
+        let (router, url) = (router.clone(), url.clone());
+        async move {
+            // The next page starts after a key and a version: both in the one token.
+            let (key_marker, version_marker) = match token.as_deref().and_then(|t| t.split_once('\0')) {
+                Some((k, v)) => (Some(k.to_string()), Some(v.to_string()).filter(|v| !v.is_empty())),
+                None => (None, None),
+            };
+            let page = |client: aws_sdk_s3::Client| {
+                let mut call = client
+                    .list_object_versions()
+                    .bucket(&url.bucket)
+                    .max_keys(page_size.clamp(1, MAX_KEYS))
+                    .set_key_marker(key_marker.clone())
+                    .set_version_id_marker(version_marker.clone());
+                if !url.key.is_empty() {
+                    call = call.prefix(&url.key);
+                }
+                async move { call.send().await.map_err(|e| AwsError::from_sdk("S3 ListObjectVersions", e)) }
+            };
+            let out = router.call(&url.bucket, page).await?;
+            let versions = out.versions().iter().map(|v| {
+                let kind = if v.is_latest() == Some(true) { VersionKind::Current } else { VersionKind::Noncurrent };
+                let listed = Listed {
+                    key: v.key().unwrap_or_default().to_string(),
+                    size: v.size().unwrap_or(0).max(0) as u64,
+                    modified: v.last_modified().and_then(crate::row::smithy_to_chrono),
+                    etag: v.e_tag().map(|e| unquote_etag(e).to_string()),
+                    storage_class: v.storage_class().map(|c| c.as_str().to_string()),
+                };
+                (listed, kind)
+            });
+            let markers = out.delete_markers().iter().map(|m| {
+                let listed = Listed {
+                    key: m.key().unwrap_or_default().to_string(),
+                    size: 0,
+                    modified: m.last_modified().and_then(crate::row::smithy_to_chrono),
+                    etag: None,
+                    storage_class: None,
+                };
+                (listed, VersionKind::DeleteMarker)
+            });
+            let items: Vec<_> = versions.chain(markers).collect();
+            let next = if out.is_truncated() == Some(true) {
+                let key = out.next_key_marker().unwrap_or_default();
+                Some(format!("{key}\0{}", out.next_version_id_marker().unwrap_or_default())).filter(|_| !key.is_empty())
+            } else {
+                None
+            };
+            Ok((items, next))
+        }
+    })
+}
+
+/// ListObjectsV2 page by page, each page made into items by `items`.
+fn list_pages<T: Send + 'static>(
+    session: &Arc<Session>,
+    request: ListObjects,
+    items: fn(&S3Url, &aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output) -> Vec<T>,
+) -> PageStream<T> {
     let router = BucketRouter::new(session);
     PageStream::spawn(move |token| {
         let router = router.clone();
@@ -124,15 +249,7 @@ pub fn list_objects(session: &Arc<Session>, request: ListObjects) -> PageStream<
                 async move { call.send().await.map_err(|e| AwsError::from_sdk("S3 ListObjectsV2", e)) }
             };
             let out = router.call(&request.url.bucket, page).await?;
-            let files = out.contents().iter().map(|o| {
-                let key = o.key().unwrap_or_default();
-                (key, object_row(&request.url, o))
-            });
-            let dirs = out.common_prefixes().iter().filter_map(|p| {
-                let prefix = p.prefix()?;
-                Some((prefix, dir_row(&request.url, prefix)))
-            });
-            let rows = merge_by_key(files, dirs);
+            let rows = items(&request.url, &out);
             let next = if out.is_truncated() == Some(true) {
                 out.next_continuation_token().map(str::to_string)
             } else {

@@ -1,5 +1,6 @@
 //! S3: `s3://` URLs and bucket-name rules ([`url`]), listings of buckets and objects as streams of
-//! rows ([`list`]), single-object operations: head, get, put, batched delete ([`object`]),
+//! rows ([`list`]), the planner of `sync` ([`sync`]) over a local walk in key order ([`walk`]),
+//! the aggregation of `du` ([`du`]), single-object operations: head, get, put, batched delete ([`object`]),
 //! whole-object transfers as futures for the request engine ([`transfer`]), bucket tags and
 //! locations ([`tagging`]), and the routing of every request about a bucket to the bucket's
 //! region ([`route`]).
@@ -7,14 +8,17 @@
 //! Not here: running many of them at once (that is the request engine's job) or any decoding
 //! of object contents (the shell decides what a `.json` is).
 
+pub mod du;
 pub mod list;
 pub mod object;
 pub mod route;
+pub mod sync;
 pub mod tagging;
 pub mod transfer;
 pub mod url;
+pub mod walk;
 
-pub use list::{ListObjects, list_buckets, list_objects};
+pub use list::{ListObjects, Listed, VersionKind, list_buckets, list_listed, list_objects, list_versions};
 pub use object::{DeleteOutcome, ObjectBody, delete_objects, get_object, head_object, put_object};
 pub use route::{BucketRegions, BucketRouter, RegionStore};
 pub use tagging::{bucket_location, bucket_tags};

@@ -19,7 +19,7 @@ use nu_protocol::shell_error::generic::GenericError;
 use crate::engine::bulk::{BulkValues, engine_flags, engine_settings, local_rejection};
 use crate::context::{AwsContext, CallSession, session_flags};
 use crate::errors::to_shell_error;
-use crate::s3::{objects_below, parse_url};
+use crate::s3::{neither_side_in_s3, objects_below, parse_url};
 use crate::values::row_to_value;
 
 #[derive(Clone)]
@@ -101,12 +101,7 @@ impl Command for S3Cp {
             Location::Local(_) => None,
         };
         let transfers: Box<dyn Iterator<Item = Result<Transfer, ShellError>> + Send> = match (from, to) {
-            (Location::Local(_), Location::Local(_)) => {
-                return Err(ShellError::Generic(
-                    GenericError::new("Nothing to do with S3", "neither side is an s3:// URL", Span::merge(source.span, destination.span))
-                        .with_help("Use `cp` for local copies."),
-                ));
-            }
+            (Location::Local(_), Location::Local(_)) => return Err(neither_side_in_s3(&source, &destination, "Use `cp` for local copies.")),
             (Location::Local(path), Location::S3(url)) => uploads(path, url, recursive, &source)?,
             (Location::S3(url), Location::Local(path)) => downloads(&cs, url, path, recursive, &source, head)?,
             (Location::S3(from), Location::S3(to)) => copies(&cs, from, to, recursive, &source, head)?,

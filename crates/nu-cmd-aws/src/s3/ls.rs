@@ -9,7 +9,7 @@ use nu_engine::command_prelude::*;
 
 use crate::context::{AwsContext, CallSession, cache_flags, session_flags};
 use crate::errors::to_shell_error;
-use crate::s3::parse_url;
+use crate::s3::{page_size_flag, parse_url};
 use crate::stream::RowStream;
 
 #[derive(Clone)]
@@ -93,18 +93,7 @@ The URL is an S3 prefix, as for the AWS CLI: s3://b/data matches data/... and da
     ) -> Result<PipelineData, ShellError> {
         let url: Option<Spanned<String>> = call.opt(engine_state, stack, 0)?;
         let recursive = call.has_flag(engine_state, stack, "recursive")?;
-        let page_size: Option<Spanned<i64>> = call.get_flag(engine_state, stack, "page-size")?;
-        let page_size = match page_size {
-            None => aws_core::s3::list::MAX_KEYS,
-            Some(p) if (1..=1000).contains(&p.item) => p.item as i32,
-            Some(p) => {
-                return Err(ShellError::IncorrectValue {
-                    msg: "the page size must be between 1 and 1000".into(),
-                    val_span: p.span,
-                    call_span: call.head,
-                });
-            }
-        };
+        let page_size = page_size_flag(engine_state, stack, call)?;
         let parsed = url.as_ref().map(parse_url).transpose()?;
         let cs = CallSession::resolve(&self.ctx, engine_state, stack, call)?;
         let session = cs.session.clone();

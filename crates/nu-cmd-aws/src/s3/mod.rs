@@ -3,12 +3,14 @@
 
 mod buckets;
 mod cp;
+mod du;
 mod head;
 mod ls;
 mod open;
 mod rm;
 mod s3_;
 mod save;
+mod sync;
 
 use std::sync::Arc;
 
@@ -22,12 +24,14 @@ use crate::stream::RowStream;
 
 pub use buckets::S3Buckets;
 pub use cp::S3Cp;
+pub use du::S3Du;
 pub use head::S3Head;
 pub use ls::S3Ls;
 pub use open::S3Open;
 pub use rm::S3Rm;
 pub use s3_::S3;
 pub use save::S3Save;
+pub use sync::S3Sync;
 
 pub(crate) fn add_commands(working_set: &mut StateWorkingSet, ctx: &Arc<AwsContext>) {
     let ctx = || ctx.clone();
@@ -38,6 +42,31 @@ pub(crate) fn add_commands(working_set: &mut StateWorkingSet, ctx: &Arc<AwsConte
     working_set.add_decl(Box::new(S3Head { ctx: ctx() }));
     working_set.add_decl(Box::new(S3Rm { ctx: ctx() }));
     working_set.add_decl(Box::new(S3Cp { ctx: ctx() }));
+    working_set.add_decl(Box::new(S3Sync { ctx: ctx() }));
+    working_set.add_decl(Box::new(S3Du { ctx: ctx() }));
+}
+
+/// The `--page-size` flag of a listing command: keys per ListObjectsV2 request, 1 to 1000
+/// (default 1000).
+pub(crate) fn page_size_flag(engine_state: &EngineState, stack: &mut Stack, call: &Call) -> Result<i32, ShellError> {
+    let page_size: Option<Spanned<i64>> = call.get_flag(engine_state, stack, "page-size")?;
+    match page_size {
+        None => Ok(aws_core::s3::list::MAX_KEYS),
+        Some(p) if (1..=1000).contains(&p.item) => Ok(p.item as i32),
+        Some(p) => Err(ShellError::IncorrectValue {
+            msg: "the page size must be between 1 and 1000".into(),
+            val_span: p.span,
+            call_span: call.head,
+        }),
+    }
+}
+
+/// The error of a copy between two local paths (`cp`, `sync`): pointing at both.
+pub(crate) fn neither_side_in_s3(source: &Spanned<String>, destination: &Spanned<String>, help: &str) -> ShellError {
+    ShellError::Generic(
+        nu_protocol::shell_error::generic::GenericError::new("Nothing to do with S3", "neither side is an s3:// URL", Span::merge(source.span, destination.span))
+            .with_help(help.to_string()),
+    )
 }
 
 /// Parses a URL argument, pointing an error at the offending part of it.
