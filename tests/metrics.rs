@@ -74,7 +74,14 @@ fn metrics_agree_with_the_injected_latency_and_the_server_count() {
         let ms = heads[p].as_i64().unwrap() as f64 / 1e6;
         assert!(ms >= injected.as_millis() as f64, "{p} = {ms} ms, below the {} ms injected", injected.as_millis());
         let proxy_ms = nearest_rank(q);
-        assert!((ms - proxy_ms).abs() <= 10.0, "{p}: nuaws {ms} ms, proxy {proxy_ms} ms: {heads}");
+        // Each request's time in nuaws contains the proxy's time for it (sent before the proxy
+        // receives, read after it finishes), so every percentile is at least the proxy's (less
+        // the histogram's 0.1% and a millisecond of clock reading). Above it is only the client's
+        // own share (TLS-free loopback, parsing, scheduling), which a loaded 2-core machine
+        // stretches to tens of ms (seen: 16 ms at p50): bounded, not zero. A metric that timed
+        // the wrong span (the whole command, a retry loop, a sum) lands far outside.
+        assert!(ms >= proxy_ms * 0.999 - 1.0, "{p}: nuaws {ms} ms below the proxy's {proxy_ms} ms: {heads}");
+        assert!(ms <= proxy_ms * 1.5 + 10.0, "{p}: nuaws {ms} ms, far above the proxy's {proxy_ms} ms: {heads}");
     }
     let listing = row("DescribeInstances");
     let server = moto.requests("DescribeInstances", "") - before;
