@@ -655,6 +655,51 @@ def cmd_seed_ec2(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_seed_accounts(args: argparse.Namespace) -> int:
+    """Instances in several accounts x regions, each account entered as nuaws's `--accounts`
+    enters it: STS AssumeRole into arn:aws:iam::<account>:role/<role-name> (moto keeps the
+    resources of each assumed account apart). Account a (0-based) gets a + 1 + A * r instances
+    in region r (A accounts), so every (account, region) has a count of its own; each instance
+    is named `<account>-<region>`."""
+    import boto3
+    from botocore.config import Config
+
+    started = time.monotonic()
+    accounts = args.accounts.split(",")
+    regions = args.regions.split(",")
+    sts = _client("sts", args.endpoint, regions[0])
+    seeded: dict[str, dict[str, list[str]]] = {}
+    for a, account in enumerate(accounts):
+        creds = sts.assume_role(
+            RoleArn=f"arn:aws:iam::{account}:role/{args.role_name}", RoleSessionName="harness"
+        )["Credentials"]
+        session = boto3.session.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+        for r, region in enumerate(regions):
+            ec2 = session.client(
+                "ec2",
+                endpoint_url=args.endpoint,
+                region_name=region,
+                config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+            )
+            n = a + 1 + len(accounts) * r
+            resp = ec2.run_instances(
+                ImageId=_first_amazon_ami(ec2),
+                InstanceType="t3.micro",
+                MinCount=n,
+                MaxCount=n,
+                TagSpecifications=[
+                    {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": f"{account}-{region}"}]}
+                ],
+            )
+            seeded.setdefault(account, {})[region] = sorted(i["InstanceId"] for i in resp["Instances"])
+    _emit({"instances": seeded, "seconds": round(time.monotonic() - started, 3)})
+    return 0
+
+
 def cmd_list_ec2(args: argparse.Namespace) -> int:
     ec2 = _client("ec2", args.endpoint, args.region)
     instances = []
@@ -983,6 +1028,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--workers", type=int, default=16)
     sp.set_defaults(func=cmd_seed_ec2)
+
+    sp = sub.add_parser("seed-accounts", help="instances in several assumed accounts x regions")
+    with_endpoint(sp, region=False)
+    sp.add_argument("--accounts", required=True, help="comma-separated 12-digit account ids")
+    sp.add_argument("--regions", required=True, help="comma-separated region names")
+    sp.add_argument("--role-name", default="x")
+    sp.set_defaults(func=cmd_seed_accounts)
 
     sp = sub.add_parser("list-ec2", help="reference listing of all instances")
     with_endpoint(sp)

@@ -74,6 +74,16 @@ pub fn in_region(mut err: AwsError, region: &str) -> AwsError {
     err
 }
 
+/// `err` as the failure of one account among several (`who`: "account 1234...", "profile
+/// dev"): it in its operation and its message, as [`in_region`] does for regions.
+pub fn in_account(mut err: AwsError, who: &str) -> AwsError {
+    err.operation = format!("{} in {who}", err.operation);
+    if !err.message.contains(who.rsplit(' ').next().unwrap_or(who)) {
+        err.message = format!("{} ({who})", err.message);
+    }
+    err
+}
+
 /// A listing that can be read page by page from async code.
 pub trait PageSource: Send + 'static {
     type Item: Send + 'static;

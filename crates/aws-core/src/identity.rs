@@ -2,6 +2,11 @@
 //! needs no permission). The answer scopes every cache key, so it is itself cached: per session in
 //! memory, and on disk under a hash of the access key id and endpoint (never the key itself, never
 //! the secret), so a new shell process can serve cached reads without any request.
+//!
+//! A session that assumes a role (`--accounts`) is named by the credentials it assumes the role
+//! with, the role and the session name, not by the role's short-lived keys (new on every
+//! AssumeRole): so a new process knows who it would be in each account, and reads the cache,
+//! without assuming any role. [`resolve_identities`] resolves many sessions at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +15,7 @@ use aws_credential_types::provider::ProvideCredentials;
 
 use crate::cache::{Cache, Identity};
 use crate::error::{AwsError, ErrorKind, error_chain_text};
+use crate::fanout::RequestLimit;
 use crate::row::{Field, Row};
 use crate::runtime::{Interrupt, block_on};
 use crate::session::Session;
@@ -34,11 +40,47 @@ pub fn resolve_identity(
         .map_err(|_| AwsError::interrupted(OPERATION))?
 }
 
+/// The identities of many sessions (one per account, say), resolved at once within `limit`;
+/// one result per session, in their order.
+pub fn resolve_identities(
+    sessions: &[Arc<Session>],
+    cache: &Arc<Cache>,
+    limit: &RequestLimit,
+    interrupt: &dyn Interrupt,
+) -> Result<Vec<Result<Identity, AwsError>>, AwsError> {
+    let work = async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, session) in sessions.iter().enumerate() {
+            let (session, cache, limit) = (session.clone(), cache.clone(), limit.clone());
+            tasks.spawn(async move { (index, limit.run(resolve(&session, &cache)).await) });
+        }
+        let mut results: Vec<Option<Result<Identity, AwsError>>> = (0..sessions.len()).map(|_| None).collect();
+        while let Some(done) = tasks.join_next().await {
+            if let Ok((index, result)) = done {
+                results[index] = Some(result);
+            }
+        }
+        results
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| Err(AwsError::new(ErrorKind::Local, OPERATION, "the identity lookup stopped")))
+            })
+            .collect()
+    };
+    block_on(interrupt, work).map_err(|_| AwsError::interrupted(OPERATION))
+}
+
 async fn resolve(session: &Session, cache: &Arc<Cache>) -> Result<Identity, AwsError> {
     if let Some(identity) = session.recent_identity(IDENTITY_MEMO) {
         return Ok(identity);
     }
-    let provider = session.sdk_config().credentials_provider().ok_or_else(|| {
+    // An assumed role's session is named by what it assumes the role with (see the module's
+    // comment); anything else by its own credentials.
+    let (provider, role) = match session.assumed() {
+        Some((role, base)) => (Some(base.clone()), Some(role)),
+        None => (session.sdk_config().credentials_provider(), None),
+    };
+    let provider = provider.ok_or_else(|| {
         AwsError::new(ErrorKind::NoCredentials, OPERATION, "no credentials provider is configured")
     })?;
     let credentials = provider.provide_credentials().await.map_err(|err| {
@@ -48,7 +90,11 @@ async fn resolve(session: &Session, cache: &Arc<Cache>) -> Result<Identity, AwsE
             error_chain_text(&err),
         )
     })?;
-    let fingerprint = fingerprint(credentials.access_key_id(), session.endpoint());
+    let name = match role {
+        Some(role) => format!("{}\0{}\0{}", credentials.access_key_id(), role.role_arn, role.session_name),
+        None => credentials.access_key_id().to_string(),
+    };
+    let fingerprint = fingerprint(&name, session.endpoint());
     if let Some(identity) = session.known_identity(&fingerprint) {
         return Ok(identity);
     }
@@ -65,6 +111,9 @@ async fn resolve(session: &Session, cache: &Arc<Cache>) -> Result<Identity, AwsE
         record(tier);
         session.remember_identity(&fingerprint, &identity);
         return Ok(identity);
+    }
+    if let Some((role, _)) = session.assumed() {
+        assume(session, role).await?;
     }
     cache.count_network(&key, "sts");
     record(crate::cache::Tier::Network);
@@ -84,6 +133,24 @@ async fn resolve(session: &Session, cache: &Arc<Cache>) -> Result<Identity, AwsE
     cache.store(key, vec![row], IDENTITY_TTL);
     session.remember_identity(&fingerprint, &identity);
     Ok(identity)
+}
+
+/// Assumes `session`'s role (its provider keeps the credentials for the requests that follow),
+/// so that a refusal is reported as the role's, with the account it was about.
+async fn assume(session: &Session, role: &crate::accounts::AssumeRole) -> Result<(), AwsError> {
+    let operation = "STS AssumeRole";
+    let provider = session.sdk_config().credentials_provider().ok_or_else(|| {
+        AwsError::new(ErrorKind::NoCredentials, operation, "no credentials provider is configured")
+    })?;
+    provider.provide_credentials().await.map(drop).map_err(|err| {
+        let text = error_chain_text(&err);
+        let kind = if text.contains("AccessDenied") || text.contains("not authorized") {
+            ErrorKind::AccessDenied
+        } else {
+            ErrorKind::NoCredentials
+        };
+        AwsError::new(kind, operation, format!("cannot assume {}: {text}", role.role_arn))
+    })
 }
 
 fn identity_of_row(row: &Row) -> Option<Identity> {

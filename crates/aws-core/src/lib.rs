@@ -2,6 +2,8 @@
 //!
 //! - [`cache`]: memory LRU, then LMDB on disk, then the network: keys scoped by identity, a TTL
 //!   allowlist, get-or-fetch, listings recorded and replayed.
+//! - [`accounts`]: many accounts from one identity: roles to assume into each, their checks, and
+//!   their credentials cached until near expiry.
 //! - [`identity`]: the account and caller ARN of a session (STS), cached.
 //! - [`region`]: the region names AWS has, to refuse a typo before any request.
 //! - [`session`]: one session per (profile, region, endpoint, AWS environment), with its SDK
@@ -26,6 +28,7 @@
 //!
 //! Not here: anything about Nushell values, spans, signals or commands (that is `nu-cmd-aws`).
 
+pub mod accounts;
 pub mod cache;
 pub mod ec2;
 pub mod engine;

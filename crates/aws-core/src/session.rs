@@ -9,6 +9,11 @@
 //! Every client carries a [`MetricsInterceptor`], so each request is recorded in the sessions'
 //! metrics registry ([`Metrics::global`] unless given another).
 //!
+//! A spec may name a role to assume ([`SessionSpec::role`], for `--accounts`): its session is
+//! the caller's own session (same profile, region, endpoint) with the role's credentials, and
+//! the sessions of one role in every region share one credentials provider, so the role is
+//! assumed once per process (until its credentials near their expiry), not once per region.
+//!
 //! Not here: which identity (account, ARN) a session resolves to; that is the cache's concern.
 
 use std::borrow::Cow;
@@ -18,10 +23,13 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_types::os_shim_internal::{Env, Fs};
 use aws_types::region::Region;
 
+use crate::accounts::{AssumeRole, CachedCredentials};
 use crate::error::{AwsError, ErrorKind};
 use crate::metrics::{Metrics, MetricsInterceptor};
 use crate::runtime::{Interrupt, block_on};
@@ -42,6 +50,8 @@ pub struct SessionSpec {
     /// The AWS-related environment aws-config resolves against (credentials, config file paths,
     /// SSO, web identity, ...).
     pub env: BTreeMap<String, String>,
+    /// A role the session assumes with the credentials the rest of the spec gives (`--accounts`).
+    pub role: Option<AssumeRole>,
 }
 
 impl SessionSpec {
@@ -68,6 +78,7 @@ impl SessionSpec {
             region: pick(&["AWS_REGION", "AWS_DEFAULT_REGION"]),
             endpoint: pick(&["AWS_ENDPOINT_URL"]),
             env,
+            role: None,
         }
     }
 
@@ -90,6 +101,12 @@ impl SessionSpec {
         if let Some(endpoint) = endpoint.filter(|e| !e.is_empty()) {
             self.endpoint = Some(endpoint);
         }
+        self
+    }
+
+    /// The same spec assuming `role` (or, with `None`, the caller's own credentials).
+    pub fn with_role(mut self, role: Option<AssumeRole>) -> Self {
+        self.role = role;
         self
     }
 
@@ -168,6 +185,8 @@ pub struct Session {
     /// The identity of the credentials last seen, by fingerprint (credentials may rotate), and
     /// when it was established.
     identity: Mutex<Option<(String, crate::cache::Identity, std::time::Instant)>>,
+    /// The role this session assumed, and the credentials it assumed it with.
+    assumed: Option<(AssumeRole, SharedCredentialsProvider)>,
 }
 
 impl Session {
@@ -194,6 +213,12 @@ impl Session {
     pub(crate) fn remember_identity(&self, fingerprint: &str, identity: &crate::cache::Identity) {
         *self.identity.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((fingerprint.to_string(), identity.clone(), std::time::Instant::now()));
+    }
+
+    /// The role this session assumed (`--accounts`), and the provider of the credentials it
+    /// assumes it with: they, not the role's short-lived ones, name the session stably.
+    pub fn assumed(&self) -> Option<(&AssumeRole, &SharedCredentialsProvider)> {
+        self.assumed.as_ref().map(|(role, base)| (role, base))
     }
 
     /// The region requests go to, when one is configured anywhere.
@@ -348,6 +373,9 @@ pub fn partition_of(region: &str) -> &'static str {
 pub struct Sessions {
     settings: ClientSettings,
     sessions: Mutex<HashMap<SessionSpec, Arc<Session>>>,
+    /// The assumed roles' credentials, by spec without its region: one provider (and one
+    /// AssumeRole) for a role's sessions in every region.
+    assumed: Mutex<HashMap<SessionSpec, SharedCredentialsProvider>>,
     metrics: Arc<Metrics>,
     bucket_regions: Arc<BucketRegions>,
 }
@@ -363,6 +391,7 @@ impl Sessions {
         Self {
             settings,
             sessions: Mutex::default(),
+            assumed: Mutex::default(),
             metrics: Metrics::global().clone(),
             bucket_regions: Arc::default(),
         }
@@ -400,6 +429,9 @@ impl Sessions {
     }
 
     fn build(&self, spec: &SessionSpec, interrupt: &dyn Interrupt) -> Result<Session, AwsError> {
+        if let Some(role) = &spec.role {
+            return self.build_assumed(spec, role, interrupt);
+        }
         if let Some(endpoint) = &spec.endpoint {
             check_endpoint(endpoint)?;
         }
@@ -436,12 +468,55 @@ impl Sessions {
             Ok::<_, AwsError>((loader.load().await, addressing))
         })
         .map_err(|_| AwsError::interrupted("loading AWS configuration"))??;
+        Ok(self.session(spec, config, addressing, None))
+    }
+
+    /// The caller's own session with `role`'s credentials: same region, endpoint and settings,
+    /// so the STS requests that assume the role go where the rest go.
+    fn build_assumed(&self, spec: &SessionSpec, role: &AssumeRole, interrupt: &dyn Interrupt) -> Result<Session, AwsError> {
+        let base = self.get(&spec.clone().with_role(None), interrupt)?;
+        let base_credentials = base.config.credentials_provider().ok_or_else(|| {
+            AwsError::new(ErrorKind::NoCredentials, "STS AssumeRole", "no credentials to assume the role with")
+        })?;
+        let shared_key = SessionSpec { region: None, ..spec.clone() };
+        let known = self.assumed.lock().unwrap_or_else(|e| e.into_inner()).get(&shared_key).cloned();
+        let provider = match known {
+            Some(provider) => provider,
+            None => {
+                let provider = block_on(
+                    interrupt,
+                    AssumeRoleProvider::builder(role.role_arn.clone())
+                        .session_name(role.session_name.clone())
+                        .configure(&base.config)
+                        .build(),
+                )
+                .map_err(|_| AwsError::interrupted("loading AWS configuration"))?;
+                // Two threads may have built one each: keep the first, so the role is assumed once.
+                self.assumed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(shared_key)
+                    .or_insert_with(|| CachedCredentials::shared(provider))
+                    .clone()
+            }
+        };
+        let config = base.config.to_builder().credentials_provider(provider).build();
+        Ok(self.session(spec, config, base.addressing, Some((role.clone(), base_credentials))))
+    }
+
+    fn session(
+        &self,
+        spec: &SessionSpec,
+        config: SdkConfig,
+        addressing: AddressingStyle,
+        assumed: Option<(AssumeRole, SharedCredentialsProvider)>,
+    ) -> Session {
         let bucket_scope = match config.endpoint_url() {
             Some(endpoint) => endpoint.to_string(),
             None => partition_of(config.region().map_or("us-east-1", Region::as_ref)).to_string(),
         };
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        Ok(Session {
+        Session {
             spec: spec.clone(),
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             config,
@@ -455,7 +530,8 @@ impl Sessions {
             sts: OnceLock::new(),
             metrics: self.metrics.clone(),
             identity: Mutex::default(),
-        })
+            assumed,
+        }
     }
 }
 

@@ -375,7 +375,12 @@ impl CallSession {
     /// This call moved to `region`: same profile, endpoint and environment, so the same
     /// session (and cache entries) as `--region <region>`. For reads spread over regions.
     pub fn in_region(&self, region: &str) -> Result<Self, AwsError> {
-        let spec = self.session.spec.clone().with_region(Some(region.to_string()));
+        self.with_spec(self.session.spec.clone().with_region(Some(region.to_string())))
+    }
+
+    /// This call moved to the session of `spec` (another profile, or a role assumed into
+    /// another account), with the same cache, freshness and error spans.
+    pub fn with_spec(&self, spec: SessionSpec) -> Result<Self, AwsError> {
         let session = self.ctx.sessions.get(&spec, &self.interrupt())?;
         Ok(Self { session, ..self.clone() })
     }

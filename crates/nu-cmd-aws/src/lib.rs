@@ -6,10 +6,12 @@
 //! [`complete`] (Tab completion of names and ids), [`values`] (rows to Nushell values), [`stream`]
 //! (paginated listings as interruptible `ListStream`s), [`engine`] (the flags and result streams of
 //! bulk commands on the request engine, and `aws engine`), [`regions`] (reads spread over several
-//! regions) and [`errors`] (AWS failures as Nushell errors that point at the offending argument).
+//! regions), [`accounts`] (reads spread over several accounts) and [`errors`] (AWS failures as
+//! Nushell errors that point at the offending argument).
 //!
 //! Not here: talking to AWS (that is `aws-core`) or booting the shell (that is the `nuaws` binary).
 
+pub mod accounts;
 pub mod cache;
 pub mod complete;
 pub mod context;

@@ -7,6 +7,7 @@
 //! [`crate::stream::RegionRows`], over `aws_core::fanout`).
 
 use aws_core::ec2::{self, ListRequest, Listing};
+use aws_core::AwsError;
 use aws_core::row::Field;
 use nu_engine::command_prelude::*;
 use nu_protocol::shell_error::generic::GenericError;
@@ -122,33 +123,30 @@ pub fn region_names(
             }
             Ok(regions)
         }
-        RegionChoice::All => Ok(enabled_regions(cs)?
+        RegionChoice::All => Ok(enabled_regions(cs)
+            .map_err(|err| to_shell_error(err, &cs.spans))?
             .into_iter()
             .map(|region| (region, cs.spans))
             .collect()),
     }
 }
 
-/// The regions enabled for the account, through the cache.
-fn enabled_regions(cs: &CallSession) -> Result<Vec<String>, ShellError> {
+/// The regions enabled for the account of `cs`, through the cache.
+pub fn enabled_regions(cs: &CallSession) -> Result<Vec<String>, AwsError> {
     let moved;
     let cs = if cs.session.region().is_some() {
         cs
     } else {
-        moved = cs
-            .in_region(FALLBACK_REGION)
-            .map_err(|err| to_shell_error(err, &cs.spans))?;
+        moved = cs.in_region(FALLBACK_REGION)?;
         &moved
     };
     let request = ListRequest::new(Listing::Regions);
     let params = cache_params(&request);
     let session = cs.session.clone();
-    let feed = cs
-        .feed("ec2", Listing::Regions.operation(), String::new(), params, || {
-            ec2::list(&session, request)
-        })
-        .map_err(|err| to_shell_error(err, &cs.spans))?;
-    let rows = collect_rows(feed, &cs.signals).map_err(|err| to_shell_error(err, &cs.spans))?;
+    let feed = cs.feed("ec2", Listing::Regions.operation(), String::new(), params, || {
+        ec2::list(&session, request)
+    })?;
+    let rows = collect_rows(feed, &cs.signals)?;
     Ok(rows
         .iter()
         .filter_map(|row| row.get("name").and_then(Field::as_str).map(str::to_string))

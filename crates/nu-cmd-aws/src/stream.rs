@@ -1,14 +1,14 @@
 //! Paginated listings as Nushell streams: [`RowStream`] turns an `aws-core` [`RowFeed`] (a
 //! listing replayed from the cache or fetched page by page) into an iterator of values for a
-//! `ListStream`, and [`RegionRows`] does the same for the listings of several regions merged
-//! as their pages arrive. Both wait for pages in short slices so Ctrl-C ends them promptly even
+//! `ListStream`, and [`RegionRows`] does the same for the listings of several regions (and
+//! accounts) merged as their pages arrive. Both wait for pages in short slices so Ctrl-C ends them promptly even
 //! while a request is in flight (the `ListStream` itself only checks between items), and
 //! dropping them (`first 5`) aborts the fetches.
 
 use std::time::Duration;
 
 use aws_core::cache::RowFeed;
-use aws_core::fanout::{Merged, MergedNext, in_region};
+use aws_core::fanout::{Merged, MergedNext, in_account, in_region};
 use aws_core::pagination::Next;
 use aws_core::error::AwsError;
 use aws_core::row::{Field, Row};
@@ -132,23 +132,70 @@ pub fn collect_rows(mut feed: RowFeed, signals: &Signals) -> Result<Vec<Row>, Aw
     }
 }
 
-/// The listings of several regions as one stream: rows in the order they arrive from any
-/// region, each with a `region` column; a region that fails is one error row naming it, and
-/// the other regions go on. Unlike [`RowStream`], it does not wait for a first row: a failure
-/// is never the whole command's, and the first region to answer should not wait for the others.
+/// Where one listing of a merged read comes from: the columns its rows get (`account`,
+/// `profile`, `region`), and where its errors point.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub account: Option<String>,
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub spans: ErrorSpans,
+}
+
+impl Origin {
+    /// A listing of the caller's own account in `region`.
+    pub fn region(region: &str, spans: ErrorSpans) -> Self {
+        Self {
+            account: None,
+            profile: None,
+            region: Some(region.to_string()),
+            spans,
+        }
+    }
+
+    /// `row` with this origin's columns.
+    fn label(&self, mut row: Row) -> Row {
+        for (column, value) in [("account", &self.account), ("profile", &self.profile), ("region", &self.region)] {
+            if let Some(value) = value {
+                row = with_column(row, column, value);
+            }
+        }
+        row
+    }
+
+    /// `err` as the failure of this origin among several: its profile or account, and its
+    /// region, in the title and the message.
+    pub fn error(&self, mut err: AwsError) -> ShellError {
+        if let Some(region) = &self.region {
+            err = in_region(err, region);
+        }
+        match (&self.profile, &self.account) {
+            (Some(profile), _) => err = in_account(err, &format!("profile {profile}")),
+            (None, Some(account)) => err = in_account(err, &format!("account {account}")),
+            (None, None) => {}
+        }
+        to_shell_error(err, &self.spans)
+    }
+}
+
+/// The listings of several regions (and accounts) as one stream: rows in the order they arrive
+/// from any listing, each with a `region` column (and `account`, `profile`); a listing that
+/// fails is one error row naming its region or account, and the others go on. Unlike
+/// [`RowStream`], it does not wait for a first row: a failure is never the whole command's, and
+/// the first listing to answer should not wait for the others.
 pub struct RegionRows {
     merged: Merged<Row>,
-    /// Per listing of `merged`: its region, and where its errors point.
-    regions: Vec<(String, ErrorSpans)>,
+    /// Per listing of `merged`: where it comes from.
+    origins: Vec<Origin>,
     span: Span,
     signals: Signals,
 }
 
 impl RegionRows {
-    pub fn new(merged: Merged<Row>, regions: Vec<(String, ErrorSpans)>, span: Span, signals: Signals) -> Self {
+    pub fn new(merged: Merged<Row>, origins: Vec<Origin>, span: Span, signals: Signals) -> Self {
         Self {
             merged,
-            regions,
+            origins,
             span,
             signals,
         }
@@ -160,12 +207,12 @@ impl RegionRows {
     }
 }
 
-/// `row` with a `region` column (replacing one it had).
-pub fn with_region(mut row: Row, region: &str) -> Row {
-    let cell = Field::Text(region.to_string());
-    match row.columns.iter_mut().find(|(name, _)| *name == "region") {
+/// `row` with a text column `name` (replacing one it had).
+fn with_column(mut row: Row, name: &'static str, value: &str) -> Row {
+    let cell = Field::Text(value.to_string());
+    match row.columns.iter_mut().find(|(column, _)| *column == name) {
         Some((_, field)) => *field = cell,
-        None => row.columns.push(("region", cell)),
+        None => row.columns.push((name, cell)),
     }
     row
 }
@@ -177,15 +224,17 @@ impl Iterator for RegionRows {
         loop {
             match self.merged.next_timeout(POLL) {
                 MergedNext::Item { source, item } => {
-                    let region = self.regions.get(source).map_or("", |(r, _)| r.as_str());
-                    return Some(row_to_value(with_region(item, region), self.span));
+                    let row = match self.origins.get(source) {
+                        Some(origin) => origin.label(item),
+                        None => item,
+                    };
+                    return Some(row_to_value(row, self.span));
                 }
                 MergedNext::Failed { source, error } => {
-                    let (region, spans) = match self.regions.get(source) {
-                        Some((region, spans)) => (region.as_str(), *spans),
-                        None => ("", ErrorSpans::at(self.span)),
+                    let error = match self.origins.get(source) {
+                        Some(origin) => origin.error(error),
+                        None => to_shell_error(error, &ErrorSpans::at(self.span)),
                     };
-                    let error = to_shell_error(in_region(error, region), &spans);
                     return Some(Value::error(error, self.span));
                 }
                 MergedNext::End => return None,

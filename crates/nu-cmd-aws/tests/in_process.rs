@@ -566,3 +566,18 @@ fn a_redirect_loop_points_at_the_bucket_url() {
     assert_eq!(err.code, "nuaws::aws::wrong_region");
     assert!(proxy.stats().received <= 2, "two refusals, then it stopped: {:?}", proxy.stats());
 }
+
+#[test]
+fn bad_account_input_points_at_the_offending_value_with_help() {
+    // No request is made: the endpoint is never reached.
+    let mut es = engine(&moto_env());
+    let (err, text) = failure(&mut es, "aws ec2 instances --accounts [111111111111 12345] --role-name x");
+    assert_eq!(text, "12345");
+    assert!(err.error.contains("has 5 digits") || err.msg.contains("Invalid account"), "{err:?}");
+    assert!(err.help.as_deref().is_some_and(|h| h.contains("12 digits")), "{err:?}");
+    let (err, text) = failure(&mut es, "aws ec2 instances --accounts [111111111111]");
+    assert!(text.starts_with("--accounts"), "{text}");
+    assert!(err.help.as_deref().is_some_and(|h| h.contains("--role-name")), "{err:?}");
+    let (_, text) = failure(&mut es, "aws ec2 instances --accounts [111111111111] --role-name 'bad name'");
+    assert_eq!(text, "'bad name'");
+}

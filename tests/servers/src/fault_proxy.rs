@@ -82,7 +82,8 @@ pub struct FaultConfig {
     /// How long a stalled body stops before the rest follows; `None` stops it for good.
     pub stall_for: Option<Duration>,
     /// Requests whose path and query contain this text always fail with `fail_status`, so a test
-    /// can make exactly some items fail.
+    /// can make exactly some items fail. The bodies of form-encoded POSTs (EC2 and STS calls:
+    /// `RoleArn=...` of an AssumeRole) are searched too, percent-decoded.
     pub fail_matching: Option<String>,
     pub fail_status: u16,
     /// Seeds the PRNG behind the rates; setting a config restarts it from this seed.
@@ -598,6 +599,33 @@ impl FaultProxy {
     }
 }
 
+/// A form-encoded POST to `/`: the query protocol of EC2 and STS.
+fn is_form_post<B>(request: &Request<B>) -> bool {
+    request.method() == Method::POST
+        && request.uri().path() == "/"
+        && request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// The most of a form body the proxy reads to search it.
+const FORM_LIMIT: usize = 1024 * 1024;
+
+/// `request` with a body that can be forwarded, and with `read`, its form body percent-decoded
+/// (read whole: query-protocol bodies are small).
+async fn with_form_body(request: Request<Incoming>, read: bool) -> Result<(Request<ResponseBody>, Option<String>), BoxError> {
+    let (parts, body) = request.into_parts();
+    if !read {
+        return Ok((Request::from_parts(parts, body.map_err(BoxError::from).boxed()), None));
+    }
+    let bytes = Limited::new(body, FORM_LIMIT).collect().await?.to_bytes();
+    let text = percent_decode(&String::from_utf8_lossy(&bytes), true);
+    let body = http_body_util::Full::new(bytes).map_err(|never| match never {}).boxed();
+    Ok((Request::from_parts(parts, body), Some(text)))
+}
+
 /// A poisoned lock only means another request panicked mid-update of plain data; keep serving.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -605,7 +633,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 struct ProxyShared {
     upstream: Uri,
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, ResponseBody>,
     faults: Mutex<FaultState>,
     counters: Counters,
     log: Mutex<VecDeque<LoggedRequest>>,
@@ -727,37 +755,36 @@ enum Decision {
 enum Service {
     S3,
     Ec2,
+    /// STS: the query protocol as EC2, with its own error shape.
+    Sts,
 }
 
 impl Service {
     /// From SigV4's credential scope (`Credential=AKID/20260101/us-east-1/s3/aws4_request`) in the
     /// Authorization header or a presigned URL; failing that, EC2's query protocol (`Action=` in
     /// the query or a form-encoded POST); otherwise S3.
-    fn of(request: &Request<Incoming>) -> Service {
+    fn of<B>(request: &Request<B>) -> Service {
         let query = request.uri().query().unwrap_or("");
         if let Some(scope) = CredentialScope::of(request) {
             if scope.service == "ec2" {
                 return Service::Ec2;
             }
+            if scope.service == "sts" {
+                return Service::Sts;
+            }
             if scope.service == "s3" {
                 return Service::S3;
             }
         }
-        let form_post = request.method() == Method::POST
-            && request.uri().path() == "/"
-            && request
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok())
-                .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
-        if form_post || query.split('&').any(|pair| pair.starts_with("Action=")) {
+        if is_form_post(request) || query.split('&').any(|pair| pair.starts_with("Action=")) {
             Service::Ec2
         } else {
             Service::S3
         }
     }
 
-    /// The service's error response: S3's `<Error>` or EC2's `<Response><Errors>`.
+    /// The service's error response: S3's `<Error>`, EC2's `<Response><Errors>` or STS's
+    /// `<ErrorResponse>`.
     fn error(
         self,
         status: StatusCode,
@@ -801,13 +828,17 @@ impl Service {
                     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code>\
                      <Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
                 ),
+                Service::Sts => format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>\
+                     <Message>{message}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+                ),
             };
             fixed_response(status, "application/xml", xml)
         };
         if let Ok(value) = HeaderValue::from_str(request_id) {
             let name = match self {
                 Service::S3 => "x-amz-request-id",
-                Service::Ec2 => "x-amzn-requestid",
+                Service::Ec2 | Service::Sts => "x-amzn-requestid",
             };
             response.headers_mut().insert(name, value);
         }
@@ -823,6 +854,7 @@ impl Service {
                 request_id,
                 is_head,
             ),
+            Service::Sts => self.error(StatusCode::BAD_REQUEST, "Throttling", "Rate exceeded", request_id, is_head),
             Service::Ec2 => self.error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "RequestLimitExceeded",
@@ -842,7 +874,7 @@ impl Service {
                 request_id,
                 is_head,
             ),
-            Service::Ec2 => self.error(
+            Service::Ec2 | Service::Sts => self.error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Unavailable",
                 "The server is overloaded and can't handle the request.",
@@ -863,6 +895,7 @@ impl Service {
                 "You are not authorized to perform this operation.",
             ),
             (Service::Ec2, 400) => ("InvalidParameterValue", "Invalid parameter value."),
+            (Service::Sts, 403) => ("AccessDenied", "User is not authorized to perform: sts:AssumeRole"),
             (_, 500) => ("InternalError", "We encountered an internal error. Please try again."),
             (_, 503) => return self.unavailable_error(request_id, is_head),
             (_, 429) => return self.throttling_error(request_id, is_head),
@@ -880,7 +913,7 @@ struct CredentialScope {
 }
 
 impl CredentialScope {
-    fn of(request: &Request<Incoming>) -> Option<CredentialScope> {
+    fn of<B>(request: &Request<B>) -> Option<CredentialScope> {
         let scope = request
             .headers()
             .get(header::AUTHORIZATION)
@@ -914,7 +947,7 @@ struct S3Target {
 impl S3Target {
     /// Virtual-hosted style when the Host is `<bucket>.` followed by the proxy's own address
     /// (`127.0.0.1:PORT` or `localhost:PORT`), path-style (`/<bucket>/<key>`) otherwise.
-    fn of(request: &Request<Incoming>, own_port: Option<u16>) -> S3Target {
+    fn of<B>(request: &Request<B>, own_port: Option<u16>) -> S3Target {
         let path = request.uri().path();
         let path = path.strip_prefix('/').unwrap_or(path);
         let host = request
@@ -978,7 +1011,7 @@ impl ProxyShared {
     ///
     /// Only signed S3 requests are checked: without a credential scope there is no region to
     /// compare, and real S3 would refuse an anonymous request for a private bucket anyway.
-    fn region_plan(&self, request: &Request<Incoming>, request_id: &str, is_head: bool) -> RegionPlan {
+    fn region_plan<B>(&self, request: &Request<B>, request_id: &str, is_head: bool) -> RegionPlan {
         let Some(scope) = CredentialScope::of(request) else {
             return RegionPlan::Transparent;
         };
@@ -1247,11 +1280,19 @@ impl ProxyShared {
         // bucket's own throttling or errors could apply.
         let plan = match service {
             Service::S3 => self.region_plan(&request, &request_id, is_head),
-            Service::Ec2 => RegionPlan::Transparent,
+            Service::Ec2 | Service::Sts => RegionPlan::Transparent,
+        };
+        let searched = lock(&self.faults).config.fail_matching.is_some() && is_form_post(&request);
+        let (request, form) = match with_form_body(request, searched).await {
+            Ok(buffered) => buffered,
+            Err(error) => {
+                finish.status = Some(400);
+                return fixed_response(StatusCode::BAD_REQUEST, "text/plain", format!("fault proxy: unreadable body: {error}\n"));
+            }
         };
         let decision = match plan {
             RegionPlan::Refuse(response) => Err(response),
-            plan => Ok((self.decide(&path_and_query), plan)),
+            plan => Ok((self.decide(&path_and_query, form.as_deref()), plan)),
         };
         let response = match decision {
             Err(region_error) => {
@@ -1308,10 +1349,10 @@ impl ProxyShared {
         })
     }
 
-    fn decide(&self, path_and_query: &str) -> Decision {
+    fn decide(&self, path_and_query: &str, form: Option<&str>) -> Decision {
         let mut faults = lock(&self.faults);
         if let Some(text) = &faults.config.fail_matching
-            && path_and_query.contains(text.as_str())
+            && (path_and_query.contains(text.as_str()) || form.is_some_and(|form| form.contains(text.as_str())))
         {
             return Decision::MatchedFailure(
                 StatusCode::from_u16(faults.config.fail_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -1338,7 +1379,7 @@ impl ProxyShared {
     /// Forwards `request` as `plan` says, or answers it in its place (GetBucketLocation).
     async fn forward_with_plan(
         &self,
-        request: Request<Incoming>,
+        request: Request<ResponseBody>,
         plan: RegionPlan,
         request_id: &str,
     ) -> Result<Response<ResponseBody>, BoxError> {
@@ -1350,7 +1391,7 @@ impl ProxyShared {
         self.apply_region_plan(plan, response).await
     }
 
-    async fn forward(&self, request: Request<Incoming>) -> Result<Response<Incoming>, BoxError> {
+    async fn forward(&self, request: Request<ResponseBody>) -> Result<Response<Incoming>, BoxError> {
         let (mut parts, body) = request.into_parts();
         let path_and_query = parts.uri.path_and_query().cloned();
         let mut uri = Uri::builder()

@@ -17,5 +17,10 @@ pub static SPEC: ListingSpec = ListingSpec {
         ("Running instances only, filtered by the server.", "aws ec2 instances --filter {instance-state-name: running}"),
         ("Instances of one team, by tag.", "aws ec2 instances | where tags.Team? == team-1 | select id name state"),
         ("How many instances of each type.", "aws ec2 instances | get type | uniq --count"),
+        (
+            "Instances of three accounts in two regions as one table, assuming the role in each account.",
+            "aws ec2 instances --accounts [111111111111 222222222222 333333333333] --role-name OrganizationAccountAccessRole --regions [us-east-1 eu-west-1] | select account region id state",
+        ),
+        ("Instances per profile and account, through each of two profiles.", "aws ec2 instances --profiles [dev prod] | group-by profile account --to-table"),
     ],
 };

@@ -1,7 +1,8 @@
 //! The shared implementation of the EC2 listing commands: ids as arguments, server-side filters
 //! as a record, results streamed page by page; with `--regions` or `--all-regions`, the listing
-//! of each region at once, merged into one stream with a `region` column. Each command's file
-//! holds only its [`ListingSpec`].
+//! of each region at once, merged into one stream with a `region` column; with `--accounts` or
+//! `--profiles`, the same for each account (times each region), with an `account` (and
+//! `profile`) column. Each command's file holds only its [`ListingSpec`].
 
 use std::sync::Arc;
 
@@ -9,10 +10,11 @@ use aws_core::ec2::{self, Filter, ListRequest, Listing};
 use aws_core::fanout::{Merged, RequestLimit, Source};
 use nu_engine::command_prelude::*;
 
+use crate::accounts::{AccountChoice, Target, account_flags, enter_accounts, none_entered};
 use crate::context::{AwsContext, CallSession, cache_flags, session_flags};
 use crate::errors::{ErrorSpans, to_shell_error};
-use crate::regions::{RegionChoice, region_flags, region_names};
-use crate::stream::{RegionRows, RowStream};
+use crate::regions::{RegionChoice, enabled_regions, region_flags, region_names};
+use crate::stream::{Origin, RegionRows, RowStream};
 
 /// What distinguishes one listing command from another.
 pub struct ListingSpec {
@@ -64,7 +66,7 @@ impl Command for Ec2List {
         if matches!(self.spec.listing, Listing::Regions) {
             sig = sig.switch("all", "Include regions that are not enabled for the account.", None);
         } else {
-            sig = region_flags(sig);
+            sig = account_flags(region_flags(sig));
         }
         sig
     }
@@ -118,10 +120,10 @@ impl Command for Ec2List {
         };
         let all_regions = matches!(self.spec.listing, Listing::Regions)
             && call.has_flag(engine_state, stack, "all")?;
-        let regions = if matches!(self.spec.listing, Listing::Regions) {
-            None
+        let (regions, accounts) = if matches!(self.spec.listing, Listing::Regions) {
+            (None, None)
         } else {
-            RegionChoice::from_call(engine_state, stack, call)?
+            (RegionChoice::from_call(engine_state, stack, call)?, AccountChoice::from_call(engine_state, stack, call)?)
         };
         let cs = CallSession::resolve(&self.ctx, engine_state, stack, call)?;
         let request = ListRequest {
@@ -132,9 +134,13 @@ impl Command for Ec2List {
             all_regions,
         };
         let params = cache_params(&request);
+        if let Some(accounts) = accounts {
+            return list_in_accounts(&cs, request, &accounts, regions.as_ref(), call.head);
+        }
         if let Some(choice) = regions {
             let regions = region_names(&cs, &choice)?;
-            return Ok(list_in_regions(&cs, request, regions, call.head));
+            let origins = regions.iter().map(|(region, spans)| Origin::region(region, *spans)).collect();
+            return Ok(list_in_regions(&cs, request, origins, call.head));
         }
         let session = cs.session.clone();
         let feed = cs
@@ -147,21 +153,35 @@ impl Command for Ec2List {
     }
 }
 
-/// The listing in each region at once (each through the cache as a `--region` listing is),
-/// merged as pages arrive, within one bound on the requests in flight.
-fn list_in_regions(
-    cs: &CallSession,
+/// The listing of each origin at once (each through the cache as a `--region` listing is),
+/// merged as pages arrive, within one bound on the requests in flight. `origins` name the
+/// regions (and accounts) of `sessions`, one each; a session that could not be had is its
+/// error row.
+fn list_in_regions(cs: &CallSession, request: ListRequest, origins: Vec<Origin>, head: Span) -> PipelineData {
+    let sessions = origins
+        .iter()
+        .map(|origin| match &origin.region {
+            Some(region) => cs.in_region(region),
+            None => Ok(cs.clone()),
+        })
+        .collect();
+    merge(sessions, request, origins, head, &cs.signals, RequestLimit::default())
+}
+
+fn merge(
+    sessions: Vec<Result<CallSession, aws_core::AwsError>>,
     request: ListRequest,
-    regions: Vec<(String, ErrorSpans)>,
+    origins: Vec<Origin>,
     head: Span,
+    signals: &nu_protocol::Signals,
+    limit: RequestLimit,
 ) -> PipelineData {
-    let limit = RequestLimit::default();
     let params = cache_params(&request);
     let operation = request.listing.operation();
-    let sources = regions
-        .iter()
-        .map(|(region, _)| {
-            Source::from_result(cs.in_region(region).and_then(|regional| {
+    let sources = sessions
+        .into_iter()
+        .map(|regional| {
+            Source::from_result(regional.and_then(|regional| {
                 let (session, request, limit) = (regional.session.clone(), request.clone(), limit.clone());
                 regional.feed("ec2", operation, String::new(), params.clone(), || {
                     ec2::list_limited(&session, request, Some(limit))
@@ -169,7 +189,65 @@ fn list_in_regions(
             }))
         })
         .collect();
-    RegionRows::new(Merged::spawn(sources), regions, head, cs.signals.clone()).into_pipeline_data()
+    RegionRows::new(Merged::spawn(sources), origins, head, signals.clone()).into_pipeline_data()
+}
+
+/// The listing in each account (times each region of `regions`, else the account's session's
+/// own region), as one stream: every account entered first (see [`enter_accounts`]), then
+/// every listing at once within one bound. An account that cannot be entered is one error row;
+/// when none can, the call fails.
+fn list_in_accounts(
+    cs: &CallSession,
+    request: ListRequest,
+    accounts: &AccountChoice,
+    regions: Option<&RegionChoice>,
+    head: Span,
+) -> Result<PipelineData, ShellError> {
+    // Region names are checked before any account is entered.
+    let listed = match regions {
+        Some(choice @ RegionChoice::Listed(_)) => Some(region_names(cs, choice)?),
+        _ => None,
+    };
+    let first_region = listed.as_ref().and_then(|l| l.first()).map(|(region, _)| region.as_str());
+    let limit = RequestLimit::default();
+    let targets = enter_accounts(cs, accounts, first_region, &limit)?;
+    if targets.iter().all(Result::is_err) {
+        let failures = targets.into_iter().filter_map(Result::err).collect();
+        return Err(none_entered(accounts, failures));
+    }
+    let mut pairs: Vec<(Result<CallSession, aws_core::AwsError>, Origin)> = Vec::new();
+    for target in targets {
+        let Target { cs: account, origin } = match target {
+            Ok(target) => target,
+            Err((origin, err)) => {
+                pairs.push((Err(err), origin));
+                continue;
+            }
+        };
+        let regions: Vec<(String, ErrorSpans)> = match (&listed, regions) {
+            (Some(listed), _) => listed.clone(),
+            (None, Some(RegionChoice::All)) => match enabled_regions(&account) {
+                Ok(names) => names.into_iter().map(|name| (name, origin.spans)).collect(),
+                Err(err) => {
+                    pairs.push((Err(err), origin));
+                    continue;
+                }
+            },
+            _ => {
+                let region = account.session.region().map(str::to_string);
+                pairs.push((Ok(account.clone()), Origin { region, ..origin }));
+                continue;
+            }
+        };
+        for (region, spans) in regions {
+            // Region problems point at the region; credentials and access at the account.
+            let spans = ErrorSpans { profile: origin.spans.profile, ..spans };
+            let origin = Origin { region: Some(region.clone()), spans, ..origin.clone() };
+            pairs.push((account.in_region(&region), origin));
+        }
+    }
+    let (sessions, origins) = pairs.into_iter().unzip();
+    Ok(merge(sessions, request, origins, head, &cs.signals, limit))
 }
 
 /// Re-points a "no such id" error at the argument that named the id.
