@@ -19,6 +19,9 @@ use crate::runtime::runtime;
 /// The result of one page request: its items and the token of the next page, if any.
 pub type Page<T> = Result<(Vec<T>, Option<String>), AwsError>;
 
+/// Where a producer of [`PageStream::produce`] sends its pages (an error ends the listing).
+pub type PageSender<T> = mpsc::Sender<Result<Vec<T>, AwsError>>;
+
 /// What the consumer gets from [`PageStream::next_timeout`].
 #[derive(Debug)]
 pub enum Next<T> {
@@ -59,8 +62,7 @@ impl<T: Send + 'static> PageStream<T> {
         F: FnMut(Option<String>) -> Fut + Send + 'static,
         Fut: Future<Output = Page<T>> + Send + 'static,
     {
-        let (tx, rx) = mpsc::channel(1);
-        let task = runtime().spawn(async move {
+        Self::produce(move |tx| async move {
             let mut token: Option<String> = None;
             loop {
                 // Wait for room first: this is what keeps us one page ahead, not more.
@@ -81,7 +83,20 @@ impl<T: Send + 'static> PageStream<T> {
                     }
                 }
             }
-        });
+        })
+    }
+
+    /// Starts `produce` on the shared runtime with the sending end of a channel with room for
+    /// one page: a listing that is more than one paginator (see [`crate::s3::partition`]) sends
+    /// its pages there, reserving room before it fetches to stay one page ahead. The stream ends
+    /// when the producer drops the sender; dropping the stream aborts the producer.
+    pub fn produce<F, Fut>(produce: F) -> Self
+    where
+        F: FnOnce(PageSender<T>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(1);
+        let task = runtime().spawn(produce(tx));
         Self {
             rx,
             current: Vec::new().into_iter(),

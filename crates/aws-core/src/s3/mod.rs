@@ -11,6 +11,7 @@
 pub mod du;
 pub mod list;
 pub mod object;
+pub mod partition;
 pub mod route;
 pub mod sync;
 pub mod tagging;
