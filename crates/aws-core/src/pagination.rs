@@ -159,6 +159,23 @@ impl<T: Send + 'static> PageStream<T> {
     }
 }
 
+#[cfg(test)]
+impl<T: Send + 'static> PageStream<T> {
+    /// Every item left, in order, or the listing's error; for tests, which fail when no page
+    /// comes within `wait`.
+    pub(crate) fn drain(&mut self, wait: Duration) -> Result<Vec<T>, AwsError> {
+        let mut out = Vec::new();
+        loop {
+            match self.next_timeout(wait) {
+                Next::Item(item) => out.push(item),
+                Next::End => return Ok(out),
+                Next::Error(err) => return Err(err),
+                Next::Pending => panic!("no page within {wait:?}"),
+            }
+        }
+    }
+}
+
 impl<T> Drop for PageStream<T> {
     fn drop(&mut self) {
         self.task.abort();
@@ -171,15 +188,7 @@ mod tests {
 
     /// Every item of a listing, in order.
     fn collect_all<T: Send + 'static>(mut stream: PageStream<T>) -> Result<Vec<T>, AwsError> {
-        let mut out = Vec::new();
-        loop {
-            match stream.next_timeout(Duration::from_secs(5)) {
-                Next::Item(item) => out.push(item),
-                Next::End => return Ok(out),
-                Next::Error(err) => return Err(err),
-                Next::Pending => {}
-            }
-        }
+        stream.drain(Duration::from_secs(5))
     }
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
