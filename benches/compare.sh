@@ -4,11 +4,18 @@
 # without nuaws: `^aws ... | from json`.
 #
 # Usage: benches/compare.sh [--release] [--runs N]
+#        benches/compare.sh --listing [benches/listing.sh options]
 #   --release   measure target/release/nuaws (build it first: cargo build --release; slow)
+#   --listing   instead: nuaws, rclone and the AWS CLI v2 listing 100,000 and 1,000,000 objects
+#               at 0, 30 and 100 ms per request (benches/listing.sh)
 # Needs: hyperfine, GNU time and the AWS CLI v2 (installed with apt-get if missing), or set AWS_CLI.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
+if [[ "${1:-}" == --listing ]]; then
+    shift
+    exec bash benches/listing.sh "$@"
+fi
 target="${CARGO_TARGET_DIR:-$HOME/.cache/nuaws/target}"
 profile=debug runs=5
 while [[ $# -gt 0 ]]; do

@@ -19,6 +19,9 @@ use crate::runtime::runtime;
 /// The result of one page request: its items and the token of the next page, if any.
 pub type Page<T> = Result<(Vec<T>, Option<String>), AwsError>;
 
+/// Where a producer of [`PageStream::produce`] sends its pages (an error ends the listing).
+pub type PageSender<T> = mpsc::Sender<Result<Vec<T>, AwsError>>;
+
 /// What the consumer gets from [`PageStream::next_timeout`].
 #[derive(Debug)]
 pub enum Next<T> {
@@ -59,8 +62,7 @@ impl<T: Send + 'static> PageStream<T> {
         F: FnMut(Option<String>) -> Fut + Send + 'static,
         Fut: Future<Output = Page<T>> + Send + 'static,
     {
-        let (tx, rx) = mpsc::channel(1);
-        let task = runtime().spawn(async move {
+        Self::produce(move |tx| async move {
             let mut token: Option<String> = None;
             loop {
                 // Wait for room first: this is what keeps us one page ahead, not more.
@@ -81,7 +83,20 @@ impl<T: Send + 'static> PageStream<T> {
                     }
                 }
             }
-        });
+        })
+    }
+
+    /// Starts `produce` on the shared runtime with the sending end of a channel with room for
+    /// one page: a listing that is more than one paginator (see [`crate::s3::partition`]) sends
+    /// its pages there, reserving room before it fetches to stay one page ahead. The stream ends
+    /// when the producer drops the sender; dropping the stream aborts the producer.
+    pub fn produce<F, Fut>(produce: F) -> Self
+    where
+        F: FnOnce(PageSender<T>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(1);
+        let task = runtime().spawn(produce(tx));
         Self {
             rx,
             current: Vec::new().into_iter(),
@@ -144,6 +159,23 @@ impl<T: Send + 'static> PageStream<T> {
     }
 }
 
+#[cfg(test)]
+impl<T: Send + 'static> PageStream<T> {
+    /// Every item left, in order, or the listing's error; for tests, which fail when no page
+    /// comes within `wait`.
+    pub(crate) fn drain(&mut self, wait: Duration) -> Result<Vec<T>, AwsError> {
+        let mut out = Vec::new();
+        loop {
+            match self.next_timeout(wait) {
+                Next::Item(item) => out.push(item),
+                Next::End => return Ok(out),
+                Next::Error(err) => return Err(err),
+                Next::Pending => panic!("no page within {wait:?}"),
+            }
+        }
+    }
+}
+
 impl<T> Drop for PageStream<T> {
     fn drop(&mut self) {
         self.task.abort();
@@ -156,15 +188,7 @@ mod tests {
 
     /// Every item of a listing, in order.
     fn collect_all<T: Send + 'static>(mut stream: PageStream<T>) -> Result<Vec<T>, AwsError> {
-        let mut out = Vec::new();
-        loop {
-            match stream.next_timeout(Duration::from_secs(5)) {
-                Next::Item(item) => out.push(item),
-                Next::End => return Ok(out),
-                Next::Error(err) => return Err(err),
-                Next::Pending => {}
-            }
-        }
+        stream.drain(Duration::from_secs(5))
     }
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};

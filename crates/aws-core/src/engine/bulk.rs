@@ -137,7 +137,7 @@ pub fn signal_of<T>(result: &Result<T, AwsError>, latency: Duration) -> Signal {
 }
 
 /// How a finished request counts: retry it, and what it says about congestion.
-fn classify<T>(result: &Result<T, AwsError>, latency: Duration) -> (Signal, bool) {
+pub(crate) fn classify<T>(result: &Result<T, AwsError>, latency: Duration) -> (Signal, bool) {
     match result {
         Ok(_) => (Signal::Answered(latency), false),
         Err(err) => match err.kind {
@@ -155,7 +155,7 @@ fn classify<T>(result: &Result<T, AwsError>, latency: Duration) -> (Signal, bool
 }
 
 /// A small, dependency-free jitter source (xorshift seeded from the clock and item index).
-fn jitter(seed: u64) -> f64 {
+pub(crate) fn jitter(seed: u64) -> f64 {
     let mut x = seed ^ 0x9E37_79B9_7F4A_7C15;
     x ^= x << 13;
     x ^= x >> 7;

@@ -2,15 +2,22 @@
 //! directories, or everything below). Each is a [`PageStream`] of rows shaped like Nushell's
 //! `ls`: `name`, `type`, `size`, `modified`, then `etag` and `storage_class`.
 //!
+//! Recursive listings are partitioned ([`super::partition`]): one paginator while small, key
+//! ranges listed at once and handed out in order once big.
+//!
 //! Prefix semantics are S3's (and the AWS CLI's): `s3://b/data` matches `data/…` and `data.csv`;
 //! end the prefix with `/` to list inside a "directory" only.
 
 use std::sync::Arc;
 
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+
+use crate::engine::{Engine, Lane, LimiterSettings};
 use crate::error::AwsError;
 use crate::fanout::RequestLimit;
 use crate::pagination::PageStream;
 use crate::row::{Field, Row};
+use crate::s3::partition::{self, KeyedPage, PageQuery, PartitionSettings, PartitionStats, RangeSource};
 use crate::s3::route::BucketRouter;
 use crate::s3::url::S3Url;
 use crate::session::Session;
@@ -223,12 +230,33 @@ pub fn list_versions(session: &Arc<Session>, url: S3Url, page_size: i32) -> Page
     })
 }
 
-/// ListObjectsV2 page by page, each page made into items by `items`.
-fn list_pages<T: Send + 'static>(
-    session: &Arc<Session>,
-    request: ListObjects,
-    items: fn(&S3Url, &aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output) -> Vec<T>,
-) -> PageStream<T> {
+/// Makes the items of one ListObjectsV2 page.
+type PageItems<T> = fn(&S3Url, &ListObjectsV2Output) -> Vec<T>;
+
+/// Most ListObjectsV2 requests of one recursive listing in flight at once.
+const LIST_CONCURRENCY: LimiterSettings = LimiterSettings { min: 1, max: 32, initial: 8 };
+
+/// ListObjectsV2 page by page, each page made into items by `items`: recursive listings are
+/// partitioned (one paginator while small, ranges at once once big, see [`partition`]); one
+/// level is one paginator.
+fn list_pages<T: Send + 'static>(session: &Arc<Session>, request: ListObjects, items: PageItems<T>) -> PageStream<T> {
+    if request.recursive {
+        let router = BucketRouter::single_attempt_in_turn(session);
+        let lane = Lane {
+            service: "s3",
+            region: router.region_for(&request.url.bucket),
+            endpoint: session.endpoint().map(str::to_string),
+        };
+        let limiter = Engine::global().limiter(&lane, LIST_CONCURRENCY);
+        let stats = Arc::new(PartitionStats::default());
+        let settings = PartitionSettings {
+            page_size: request.page_size.clamp(1, MAX_KEYS),
+            ..PartitionSettings::default()
+        };
+        let prefix = request.url.key.clone();
+        let source = ObjectRanges { router, url: request.url, items };
+        return partition::list_partitioned(source, &prefix, limiter, settings, stats, Some(lane));
+    }
     let router = BucketRouter::new(session);
     PageStream::spawn(move |token| {
         let router = router.clone();
@@ -258,6 +286,43 @@ fn list_pages<T: Send + 'static>(
             Ok((rows, next))
         }
     })
+}
+
+/// The objects below one prefix as a [`RangeSource`]: ListObjectsV2 without a delimiter, asked of
+/// the bucket's region, one attempt per request (the partitioned listing retries and tells its
+/// limiter about throttling).
+struct ObjectRanges<T> {
+    router: BucketRouter,
+    url: S3Url,
+    items: PageItems<T>,
+}
+
+impl<T: Send + 'static> RangeSource for ObjectRanges<T> {
+    type Item = T;
+
+    async fn page(&self, query: PageQuery) -> Result<KeyedPage<T>, AwsError> {
+        let page = |client: aws_sdk_s3::Client| {
+            let mut call = client
+                .list_objects_v2()
+                .bucket(&self.url.bucket)
+                .max_keys(query.max_keys.clamp(1, MAX_KEYS))
+                .set_start_after(query.start_after.clone())
+                .set_continuation_token(query.token.clone());
+            if !self.url.key.is_empty() {
+                call = call.prefix(&self.url.key);
+            }
+            async move { call.send().await.map_err(|e| AwsError::from_sdk("S3 ListObjectsV2", e)) }
+        };
+        let out = self.router.call(&self.url.bucket, page).await?;
+        let keys = out.contents().iter().map(|o| o.key().unwrap_or_default().to_string()).collect();
+        let items = (self.items)(&self.url, &out);
+        let next = if out.is_truncated() == Some(true) {
+            out.next_continuation_token().map(str::to_string)
+        } else {
+            None
+        };
+        Ok(KeyedPage { keys, items, next })
+    }
 }
 
 fn object_row(url: &S3Url, o: &aws_sdk_s3::types::Object) -> Row {

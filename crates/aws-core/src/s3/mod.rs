@@ -1,5 +1,5 @@
 //! S3: `s3://` URLs and bucket-name rules ([`url`]), listings of buckets and objects as streams of
-//! rows ([`list`]), the planner of `sync` ([`sync`]) over a local walk in key order ([`walk`]),
+//! rows ([`list`]; recursive ones partitioned into key ranges listed at once, [`partition`]), the planner of `sync` ([`sync`]) over a local walk in key order ([`walk`]),
 //! the aggregation of `du` ([`du`]), single-object operations: head, get, put, batched delete ([`object`]),
 //! whole-object transfers as futures for the request engine ([`transfer`]), bucket tags and
 //! locations ([`tagging`]), and the routing of every request about a bucket to the bucket's
@@ -11,6 +11,7 @@
 pub mod du;
 pub mod list;
 pub mod object;
+pub mod partition;
 pub mod route;
 pub mod sync;
 pub mod tagging;

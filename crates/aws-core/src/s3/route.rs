@@ -93,6 +93,8 @@ impl BucketRegions {
 pub struct BucketRouter {
     session: Arc<Session>,
     attempts: Attempts,
+    /// Locate an unknown bucket before the first request (many are about to go at once).
+    locate_first: bool,
 }
 
 impl BucketRouter {
@@ -101,6 +103,7 @@ impl BucketRouter {
         Self {
             session: session.clone(),
             attempts: Attempts::Standard,
+            locate_first: false,
         }
     }
 
@@ -110,6 +113,17 @@ impl BucketRouter {
         Self {
             session: session.clone(),
             attempts: Attempts::Single,
+            locate_first: true,
+        }
+    }
+
+    /// With one attempt per request, for a caller that retries itself and sends its first
+    /// request alone (a partitioned listing): an unknown bucket costs no lookup, only the
+    /// refusal of a wrong region, as for a single request.
+    pub fn single_attempt_in_turn(session: &Arc<Session>) -> Self {
+        Self {
+            locate_first: false,
+            ..Self::single_attempt(session)
         }
     }
 
@@ -157,7 +171,7 @@ impl BucketRouter {
         Fut: Future<Output = Result<T, AwsError>>,
     {
         let mut known = self.known(bucket);
-        if known.is_none() && self.attempts == Attempts::Single {
+        if known.is_none() && self.locate_first {
             // A failed lookup is not the job's failure: the request itself will say.
             known = self.region_of(bucket).await.ok();
         }

@@ -49,7 +49,7 @@ impl Command for S3Ls {
     }
 
     fn extra_description(&self) -> &str {
-        "One level at a time, with common prefixes as `dir` rows, or everything below with --recursive. Results stream: `first 5` on a bucket of millions fetches one page (and at most one more in advance), and Ctrl-C stops at once.
+        "One level at a time, with common prefixes as `dir` rows, or everything below with --recursive. Results stream: `first 5` on a bucket of millions fetches one page (and at most one more in advance), and Ctrl-C stops at once. A recursive listing that proves big (its second page is taken) is split into key ranges listed at once, so far regions cost little more than near ones; rows still come in key order.
 The URL is an S3 prefix, as for the AWS CLI: s3://b/data matches data/... and data.csv; end it with / to stay inside the directory."
     }
 
