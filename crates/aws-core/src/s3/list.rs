@@ -240,7 +240,10 @@ const LIST_CONCURRENCY: LimiterSettings = LimiterSettings { min: 1, max: 32, ini
 /// partitioned (one paginator while small, ranges at once once big, see [`partition`]); one
 /// level is one paginator.
 fn list_pages<T: Send + 'static>(session: &Arc<Session>, request: ListObjects, items: PageItems<T>) -> PageStream<T> {
-    if request.recursive {
+    // Directory buckets (S3 Express One Zone, `name--zone--x-s3`) list in no order and take no
+    // StartAfter: ranges of keys mean nothing there.
+    let directory_bucket = request.url.bucket.ends_with("--x-s3");
+    if request.recursive && !directory_bucket {
         let router = BucketRouter::single_attempt_in_turn(session);
         let lane = Lane {
             service: "s3",
