@@ -248,6 +248,16 @@ fn every_example_runs_against_the_server() {
     let moto = Moto::start(&[]);
     moto.harness("seed-ec2", &["--instances", "20"]);
     moto.harness("seed-examples", &[]);
+    // The profiles the examples name (`--profiles [dev prod]`): roles in two accounts, assumed
+    // with the environment's credentials.
+    let config = moto.dir.join("home").join("aws-config");
+    std::fs::create_dir_all(config.parent().unwrap()).expect("home");
+    std::fs::write(
+        &config,
+        "[profile dev]\nrole_arn = arn:aws:iam::111111111111:role/dev\ncredential_source = Environment\n\
+         [profile prod]\nrole_arn = arn:aws:iam::222222222222:role/prod\ncredential_source = Environment\n",
+    )
+    .expect("aws config");
     let helped = ok(
         &moto,
         "scope commands | where name starts-with 'aws' | each {|c| help $c.name | str length } | all {|n| $n > 0 }",
