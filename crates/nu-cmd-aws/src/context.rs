@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use aws_core::cache::{Cache, CachePolicy, DiskCache, Freshness, Request, RowFeed, Tier, cache_key};
+use aws_core::cache::{
+    Cache, CachePolicy, DiskCache, Freshness, Request, RowFeed, SharedConfig, Stale, TeamKey, Tier, cache_key, shared_group,
+};
 use aws_core::identity::resolve_identity;
 use aws_core::metrics::Metrics;
 use aws_core::pagination::PageStream;
@@ -81,6 +83,111 @@ pub fn cache_off(engine_state: &EngineState, stack: &Stack) -> bool {
         .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "off" | "0" | "false" | "no"))
 }
 
+/// The shared cache tier of this shell, from `$env.NUAWS_SHARED_CACHE`:
+/// `{url: "rediss://cache.internal:6379", key_file: "~/.config/nuaws/team.key"}`, with optional
+/// `key_env` (the name of an `$env` variable holding the team key instead of a file),
+/// `username`, `password_env` (the name of an `$env` variable holding the password: never in
+/// the URL), `deadline` (a duration, 50ms by default: how long a lookup may wait) and `roles`
+/// (role names whose sessions share one scope). `None` when unset; a spanned error when malformed.
+pub fn shared_config(engine_state: &EngineState, stack: &Stack) -> Result<Option<SharedConfig>, ShellError> {
+    let Some(value) = stack.get_env_var(engine_state, "NUAWS_SHARED_CACHE") else {
+        return Ok(None);
+    };
+    let span = value.span();
+    let bad = |msg: String, at: Span, help: &str| {
+        ShellError::Generic(
+            GenericError::new("Invalid $env.NUAWS_SHARED_CACHE", msg, at).with_help(help.to_string()),
+        )
+    };
+    const SHAPE: &str =
+        "Set it to a record such as {url: \"redis://127.0.0.1:6379\", key_file: \"~/.config/nuaws/team.key\"}.";
+    let record = value
+        .as_record()
+        .map_err(|_| bad(format!("expected a record, found {}", value.get_type()), span, SHAPE))?;
+    let text = |name: &str| -> Result<Option<Spanned<String>>, ShellError> {
+        match record.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .coerce_string()
+                .map(|s| Some(Spanned { item: s, span: v.span() }))
+                .map_err(|_| bad(format!("`{name}` must be a string"), v.span(), SHAPE)),
+        }
+    };
+    let env_text = |var: &Spanned<String>, what: &str| -> Result<String, ShellError> {
+        stack
+            .get_env_var(engine_state, &var.item)
+            .and_then(|v| v.coerce_string().ok())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                bad(
+                    format!("$env.{} (the {what}) is not set", var.item),
+                    var.span,
+                    "Set that variable in the shell, or name another one.",
+                )
+            })
+    };
+    for name in record.columns() {
+        if !matches!(name.as_str(), "url" | "key_file" | "key_env" | "username" | "password_env" | "deadline" | "roles") {
+            let at = record.get(name).map_or(span, |v| v.span());
+            return Err(bad(
+                format!("unknown setting `{name}`"),
+                at,
+                "Known settings: url, key_file, key_env, username, password_env, deadline, roles.",
+            ));
+        }
+    }
+    let url = text("url")?.ok_or_else(|| bad("`url` is missing".into(), span, SHAPE))?;
+    const URL_HELP: &str = "Write redis://host:port or rediss://host:port, with credentials in `username` and `password_env`.";
+    SharedConfig::check_url(&url.item).map_err(|msg| bad(msg, url.span, URL_HELP))?;
+    let key_bytes = match (text("key_file")?, text("key_env")?) {
+        (Some(file), None) => {
+            let path = nu_path::expand_tilde(&file.item);
+            std::fs::read(&path).map_err(|e| {
+                bad(
+                    format!("cannot read the team key file: {e}"),
+                    file.span,
+                    "Make one with `head -c 32 /dev/urandom | base64 | save ~/.config/nuaws/team.key` and share it with the team.",
+                )
+            })?
+        }
+        (None, Some(var)) => env_text(&var, "team key")?.into_bytes(),
+        _ => {
+            return Err(bad(
+                "give the team key as exactly one of `key_file` and `key_env`".into(),
+                span,
+                "key_file: a file holding the key; key_env: the name of an $env variable holding it.",
+            ));
+        }
+    };
+    let key_span = record.get("key_file").or_else(|| record.get("key_env")).map_or(span, |v| v.span());
+    let key = TeamKey::new(&key_bytes)
+        .map_err(|msg| bad(msg, key_span, "Make a key of 32 random bytes: `head -c 32 /dev/urandom | base64`."))?;
+    let mut config = SharedConfig::new(url.item.clone(), key).map_err(|msg| bad(msg, url.span, URL_HELP))?;
+    config = config.username(text("username")?.map(|u| u.item));
+    if let Some(var) = text("password_env")? {
+        config = config.password(Some(env_text(&var, "password")?));
+    }
+    if let Some(deadline) = record.get("deadline") {
+        let nanos = deadline
+            .as_duration()
+            .map_err(|_| bad("`deadline` must be a duration".into(), deadline.span(), "For example deadline: 30ms."))?;
+        if nanos <= 0 {
+            return Err(bad("`deadline` must be positive".into(), deadline.span(), "For example deadline: 30ms."));
+        }
+        config = config.deadline(Duration::from_nanos(nanos as u64));
+    }
+    if let Some(roles) = record.get("roles") {
+        let help = "A list of role names, e.g. roles: [ReadOnly].";
+        let list = roles.as_list().map_err(|_| bad("`roles` must be a list of role names".into(), roles.span(), help))?;
+        let names = list
+            .iter()
+            .map(|r| r.coerce_string().map_err(|_| bad("a role name must be a string".into(), r.span(), help)))
+            .collect::<Result<Vec<_>, _>>()?;
+        config = config.roles(names);
+    }
+    Ok(Some(config))
+}
+
 /// Which tier served a read, and how old its data was.
 #[derive(Clone, Debug)]
 pub struct LastRead {
@@ -117,7 +224,14 @@ impl AwsContext {
             let dir = cache_dir(engine_state, stack);
             // Problems opening it are said by the next foreground command (`CallSession`), never
             // from a completion or warming thread, which would write over the line being typed.
-            let builder = Cache::builder().metrics(self.metrics.clone());
+            let mut builder = Cache::builder().metrics(self.metrics.clone());
+            // A malformed setting is reported by the command (`CallSession::resolve`); the cache
+            // runs without the tier meanwhile.
+            if !cache_off(engine_state, stack)
+                && let Ok(Some(shared)) = shared_config(engine_state, stack)
+            {
+                builder = builder.shared(shared);
+            }
             Arc::new(match dir {
                 Some(dir) => builder.disk_dir(dir).build(),
                 None => builder.build(),
@@ -324,6 +438,7 @@ impl CallSession {
                 check_region_name(region, session.endpoint().is_some(), call.head, "the profile's `region`")?;
             }
         }
+        shared_config(engine_state, stack)?;
         let cache = ctx.cache(engine_state, stack).clone();
         // Bucket regions that cost a request to learn are kept on disk, unless the cache is off
         // (then nothing of nuaws's touches the disk).
@@ -393,7 +508,8 @@ impl CallSession {
             return None;
         }
         self.policy.ttl(service, operation)?;
-        let identity = resolve_identity(&self.session, &self.cache, &self.interrupt()).ok()?;
+        let roles = self.cache.shared().map_or(&[][..], |s| s.config().role_scopes());
+        let identity = resolve_identity(&self.session, &self.cache, &self.interrupt()).ok()?.with_role_scope(roles);
         let region = self.key_region(service, &scope);
         Some(cache_key(
             &identity,
@@ -527,15 +643,36 @@ impl CallSession {
 
     /// Objects of `bucket` were (or are about to be) written or deleted: what the cache holds
     /// about them is stale, and so are answers the engine keeps for its dedup window.
+    /// For teammates, the generation of the bucket's group moves in the shared tier.
     pub fn objects_written(&self, bucket: &str, keys: &[String]) {
-        self.cache.invalidate(&stale_after_object_writes(bucket, keys));
+        let groups = self.shared_groups("s3", "ListObjectsV2", format!("{bucket}/"));
+        self.cache.invalidate_stale(&Stale { matches: &stale_after_object_writes(bucket, keys), groups });
         aws_core::engine::Engine::global().forget_finished();
     }
 
     /// As [`CallSession::objects_written`], for writes anywhere below `prefix`.
     pub fn objects_written_below(&self, bucket: &str, prefix: &str) {
-        self.cache.invalidate(&stale_after_writes_below(bucket, prefix));
+        let groups = self.shared_groups("s3", "ListObjectsV2", format!("{bucket}/"));
+        self.cache.invalidate_stale(&Stale { matches: &stale_after_writes_below(bucket, prefix), groups });
         aws_core::engine::Engine::global().forget_finished();
+    }
+
+    /// Instances of this call's region changed state: its instance listings are stale, here
+    /// and (through the shared tier) for teammates.
+    pub fn instances_changed(&self) {
+        let Some(region) = self.session.region().map(str::to_string) else {
+            return;
+        };
+        let groups = self.shared_groups("ec2", "DescribeInstances", String::new());
+        self.cache.invalidate_stale(&Stale { matches: &stale_after_instance_change(&region), groups });
+    }
+
+    /// The shared-tier groups a request like this one belongs to (none without a shared tier).
+    fn shared_groups(&self, service: &str, operation: &str, scope: String) -> Vec<String> {
+        if self.cache.shared().is_none() {
+            return Vec::new();
+        }
+        self.key(service, operation, scope, vec![]).map(|k| shared_group(&k)).into_iter().collect()
     }
 
     fn record(&self, key: Option<String>, tier: Tier, fetched_at: SystemTime) {

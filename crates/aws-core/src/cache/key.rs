@@ -29,6 +29,24 @@ impl Identity {
             arn,
         }
     }
+
+    /// This identity with the role scope, when its ARN is a session of one of `roles`
+    /// (`arn:aws:sts::123:assumed-role/ROLE/SESSION` becomes `.../assumed-role/ROLE`): the
+    /// sessions of a role a team opted in share entries. Any other identity is returned as is;
+    /// nothing else widens a scope.
+    pub fn with_role_scope(self, roles: &[String]) -> Identity {
+        let Some((prefix, rest)) = self.arn.split_once(":assumed-role/") else {
+            return self;
+        };
+        let Some((role, _session)) = rest.split_once('/') else {
+            return self;
+        };
+        if !roles.iter().any(|r| r == role) {
+            return self;
+        }
+        let arn = format!("{prefix}:assumed-role/{role}");
+        Identity { arn, ..self }
+    }
 }
 
 /// What a request is, apart from who makes it.
@@ -98,6 +116,26 @@ pub fn key_parts(key: &str) -> Option<KeyParts<'_>> {
         operation: parts.next()?,
         scope: parts.next().unwrap_or(""),
     })
+}
+
+/// The invalidation group of a key, for a tier shared by several machines, which cannot list
+/// its keys: a write moves the generation of the groups it makes stale, and every entry of an
+/// older generation is a miss. A group is coarser than the local invalidation (a whole bucket, a
+/// region's instances) and leaves out the caller, so one person's write reaches every
+/// teammate's entries about the same resources: `account/region/s3/<bucket>`,
+/// `account/region/ec2/instances` (instances and volumes, which state changes touch),
+/// `account/region/<service>/<operation>` otherwise. Keys not made by [`cache_key`] form one
+/// group per first path segment (`identity`).
+pub fn shared_group(key: &str) -> String {
+    let Some(parts) = key_parts(key) else {
+        return key.split('/').next().unwrap_or_default().to_string();
+    };
+    let what = match (parts.service, parts.operation) {
+        ("s3", _) => parts.scope.split('/').next().unwrap_or_default(),
+        ("ec2", "DescribeInstances" | "DescribeVolumes") => "instances",
+        (_, operation) => operation,
+    };
+    format!("{}/{}/{}/{what}", parts.account, parts.region, parts.service)
 }
 
 /// Shell-style glob over a key's readable path: `*` matches any run (slashes included), `?` one
@@ -186,6 +224,32 @@ mod tests {
         assert!(!glob_matches("*/eu-west-1/*", &key));
         assert!(glob_matches("*ListObjectsV2*", &key));
         assert!(!glob_matches("ec2*", &key));
+    }
+
+    #[test]
+    fn role_scope_drops_the_session_of_named_roles_only() {
+        let session = Identity::new("111111111111", "arn:aws:sts::111111111111:assumed-role/ops/alice");
+        let roles = vec!["ops".to_string()];
+        assert_eq!(session.clone().with_role_scope(&roles).arn, "arn:aws:sts::111111111111:assumed-role/ops");
+        assert_eq!(session.clone().with_role_scope(&["dev".into()]), session);
+        let user = Identity::new("111111111111", "arn:aws:iam::111111111111:user/ops");
+        assert_eq!(user.clone().with_role_scope(&roles), user);
+    }
+
+    #[test]
+    fn shared_groups_follow_what_writes_touch() {
+        let a = Identity::new("111111111111", "arn:aws:iam::111111111111:user/a");
+        let b = Identity::new("111111111111", "arn:aws:iam::111111111111:user/b");
+        let mut r = req("us-east-1", None);
+        r.service = "s3";
+        r.operation = "ListObjectsV2";
+        r.scope = "bkt/logs/".into();
+        // Two callers, one bucket: one group, so either one's write reaches the other's entries.
+        assert_eq!(shared_group(&cache_key(&a, &r)), "111111111111/us-east-1/s3/bkt");
+        assert_eq!(shared_group(&cache_key(&a, &r)), shared_group(&cache_key(&b, &r)));
+        let i = req("us-east-1", None);
+        assert_eq!(shared_group(&cache_key(&a, &i)), "111111111111/us-east-1/ec2/instances");
+        assert_eq!(shared_group("identity/0123"), "identity");
     }
 
     #[test]

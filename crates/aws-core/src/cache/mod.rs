@@ -7,6 +7,10 @@
 //! - [`disk`]: [`DiskCache`], the on-disk tier (one LMDB environment shared by every nuaws
 //!   process of the user), which never fails its caller: any problem disables it with a warning.
 //!
+//! - [`shared`]: [`SharedCache`], the tier a team shares on Redis: ciphertext only, keyed-hash
+//!   names, a deadline per lookup, a breaker, invalidation by generation. Off unless configured.
+//! - [`tier`]: [`TierStore`], what every tier is to the tiered cache.
+//!
 //! - [`key`]: keys scoped by identity (account, caller ARN, region, endpoint), readable as paths.
 //! - [`policy`]: the allowlist of cacheable operations and their TTLs.
 //! - [`tiered`]: [`Cache`], the tiers together: get-or-fetch, invalidation, counters.
@@ -23,6 +27,8 @@ pub mod feed;
 pub mod key;
 pub mod memory;
 pub mod policy;
+pub mod shared;
+pub mod tier;
 pub mod tiered;
 
 use std::time::{Duration, SystemTime};
@@ -31,9 +37,11 @@ pub use clock::{Clock, MockClock, SystemClock};
 pub use codec::{CodecError, Entry, decode, encode};
 pub use disk::DiskCache;
 pub use feed::{RowFeed, Source};
-pub use key::{Identity, Request, cache_key, glob_matches, key_parts};
+pub use key::{Identity, Request, cache_key, glob_matches, key_parts, shared_group};
 pub use memory::MemoryCache;
 pub use policy::CachePolicy;
+pub use shared::{SharedCache, SharedConfig, SharedStats, TeamKey};
+pub use tier::{Stale, TierStore};
 pub use tiered::{Cache, CacheBuilder, Freshness, Tier};
 
 /// Size and occupancy of one tier, for `cache stats`.

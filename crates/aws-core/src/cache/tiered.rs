@@ -1,5 +1,7 @@
-//! [`Cache`]: the tiers together. A read looks in memory, then on disk (promoting what it finds
-//! to memory), then goes to the network and stores the answer in both. Concurrent identical
+//! [`Cache`]: the tiers together. A read looks in memory, then on disk, then in the shared tier
+//! when one is configured (promoting what it finds to the tiers above), then goes to the network
+//! and stores the answer in every tier. The tiers are a list of [`TierStore`]s walked in order:
+//! a new tier is a new store, not a branch here. Concurrent identical
 //! misses in one process share one request. Counters per tier and per service feed
 //! `aws cache stats`; the tier and age of each answer are reported to the caller.
 //!
@@ -19,6 +21,8 @@ use crate::cache::clock::{Clock, SystemClock};
 use crate::cache::codec::Entry;
 use crate::cache::disk::DiskCache;
 use crate::cache::memory::MemoryCache;
+use crate::cache::shared::{SharedCache, SharedConfig};
+use crate::cache::tier::{Stale, TierStore};
 use crate::cache::TierStats;
 use crate::cache::key::key_parts;
 use crate::metrics::Metrics;
@@ -29,6 +33,8 @@ use crate::row::Row;
 pub enum Tier {
     Memory,
     Disk,
+    /// The tier a team shares (Redis).
+    Shared,
     Network,
 }
 
@@ -37,6 +43,7 @@ impl Tier {
         match self {
             Tier::Memory => "memory",
             Tier::Disk => "disk",
+            Tier::Shared => "shared",
             Tier::Network => "network",
         }
     }
@@ -65,8 +72,11 @@ struct Counter {
 pub type HitCounts = BTreeMap<(Tier, String), (u64, u64)>;
 
 pub struct Cache {
-    memory: MemoryCache,
-    disk: Option<DiskCache>,
+    memory: Arc<MemoryCache>,
+    disk: Option<Arc<DiskCache>>,
+    shared: Option<Arc<SharedCache>>,
+    /// Every tier, fastest first: memory, then disk and shared where present.
+    tiers: Vec<Arc<dyn TierStore>>,
     clock: Arc<dyn Clock>,
     counters: Mutex<HashMap<(Tier, String), Arc<Counter>>>,
     inflight: Mutex<HashMap<String, Arc<Mutex<()>>>>,
@@ -78,6 +88,7 @@ pub struct CacheBuilder {
     memory_bytes: usize,
     disk_dir: Option<PathBuf>,
     disk_bytes: u64,
+    shared: Option<SharedConfig>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
 }
@@ -88,6 +99,7 @@ impl Default for CacheBuilder {
             memory_bytes: 64 << 20,
             disk_dir: None,
             disk_bytes: 256 << 20,
+            shared: None,
             clock: Arc::new(SystemClock),
             metrics: Metrics::global().clone(),
         }
@@ -117,6 +129,12 @@ impl CacheBuilder {
         self
     }
 
+    /// A shared tier below the disk one (off without this).
+    pub fn shared(mut self, config: SharedConfig) -> Self {
+        self.shared = Some(config);
+        self
+    }
+
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -129,12 +147,21 @@ impl CacheBuilder {
     }
 
     pub fn build(self) -> Cache {
+        let memory = Arc::new(MemoryCache::new(self.memory_bytes, self.clock.clone()));
         let disk = self
             .disk_dir
-            .map(|dir| DiskCache::open(&dir, self.disk_bytes, self.clock.clone()));
+            .map(|dir| Arc::new(DiskCache::open(&dir, self.disk_bytes, self.clock.clone())));
+        let shared = self
+            .shared
+            .map(|config| Arc::new(SharedCache::new(config, self.clock.clone())));
+        let mut tiers: Vec<Arc<dyn TierStore>> = vec![memory.clone()];
+        tiers.extend(disk.clone().map(|d| d as Arc<dyn TierStore>));
+        tiers.extend(shared.clone().map(|s| s as Arc<dyn TierStore>));
         Cache {
-            memory: MemoryCache::new(self.memory_bytes, self.clock.clone()),
+            memory,
             disk,
+            shared,
+            tiers,
             clock: self.clock,
             counters: Mutex::default(),
             inflight: Mutex::default(),
@@ -191,34 +218,33 @@ impl Cache {
         found
     }
 
+    /// The first tier holding a fresh entry, which is then copied into the tiers above it.
     fn lookup_tiers(&self, key: &str, service: &str) -> Option<(Arc<Entry>, Tier)> {
-        if let Some(entry) = self.memory.get(key) {
-            self.count(Tier::Memory, service, true);
-            return Some((entry, Tier::Memory));
-        }
-        self.count(Tier::Memory, service, false);
-        let disk = self.disk.as_ref().filter(|d| d.is_enabled())?;
-        match disk.get(key) {
-            Some(entry) => {
-                self.count(Tier::Disk, service, true);
-                let entry = Arc::new(entry);
-                self.memory.insert(entry.clone());
-                Some((entry, Tier::Disk))
+        for (depth, store) in self.tiers.iter().enumerate() {
+            if !store.is_enabled() {
+                continue;
             }
-            None => {
-                self.count(Tier::Disk, service, false);
-                None
+            // A copy the tiers below know to be stale (a teammate's write) is a miss here.
+            let found = store
+                .get(key)
+                .filter(|entry| self.tiers[depth + 1..].iter().all(|below| !below.is_enabled() || below.still_current(entry)));
+            self.count(store.tier(), service, found.is_some());
+            if let Some(entry) = found {
+                for above in &self.tiers[..depth] {
+                    above.put(&entry);
+                }
+                return Some((entry, store.tier()));
             }
         }
+        None
     }
 
-    /// Stores rows fetched from the network under `key` for `ttl`, in both tiers.
+    /// Stores rows fetched from the network under `key` for `ttl`, in every tier.
     pub fn store(&self, key: String, rows: Vec<Row>, ttl: Duration) -> Arc<Entry> {
         let entry = Arc::new(Entry::new(key, rows, self.clock.wall(), ttl));
-        if let Some(disk) = &self.disk {
-            disk.insert(&entry);
+        for store in self.tiers.iter().rev() {
+            store.put(&entry);
         }
-        self.memory.insert(entry.clone());
         entry
     }
 
@@ -274,28 +300,31 @@ impl Cache {
         result
     }
 
-    /// Removes every entry of both tiers whose key satisfies `pred`; returns how many.
+    /// Removes every entry of the local tiers whose key satisfies `pred`; returns how many.
+    /// The shared tier, which cannot list its keys, is not touched: see [`Cache::invalidate_stale`].
     pub fn invalidate(&self, pred: &dyn Fn(&str) -> bool) -> usize {
-        let from_memory = self.memory.remove_matching(pred);
-        let from_disk = self.disk.as_ref().map_or(0, |d| d.remove_matching(pred));
-        from_memory.max(from_disk)
+        self.invalidate_stale(&Stale { matches: pred, groups: Vec::new() })
     }
 
-    /// Keys of both tiers, with the tiers holding each.
+    /// What a write made stale, in every tier: the local ones drop the keys `stale.matches`
+    /// accepts, the shared one moves the generation of `stale.groups`. Returns how many entries
+    /// the tier that removed the most removed.
+    pub fn invalidate_stale(&self, stale: &Stale<'_>) -> usize {
+        self.tiers.iter().map(|t| t.invalidate(stale)).max().unwrap_or(0)
+    }
+
+    /// Keys of the tiers that can list them, with the tiers holding each.
     pub fn keys(&self) -> BTreeMap<String, Vec<Tier>> {
         let mut out: BTreeMap<String, Vec<Tier>> = BTreeMap::new();
-        for key in self.memory.keys() {
-            out.entry(key).or_default().push(Tier::Memory);
-        }
-        if let Some(disk) = &self.disk {
-            for key in disk.keys() {
-                out.entry(key).or_default().push(Tier::Disk);
+        for store in &self.tiers {
+            for key in store.keys() {
+                out.entry(key).or_default().push(store.tier());
             }
         }
         out
     }
 
-    /// A fresh entry without counting it (for listings of the cache itself).
+    /// A fresh entry of the local tiers without counting it (for listings of the cache itself).
     pub fn peek(&self, key: &str) -> Option<Arc<Entry>> {
         self.memory
             .get(key)
@@ -319,16 +348,21 @@ impl Cache {
     }
 
     pub fn disk_stats(&self) -> Option<TierStats> {
-        self.disk.as_ref().filter(|d| d.is_enabled()).map(DiskCache::stats)
+        self.disk.as_ref().filter(|d| d.is_enabled()).map(|d| d.stats())
     }
 
     pub fn disk(&self) -> Option<&DiskCache> {
-        self.disk.as_ref()
+        self.disk.as_deref()
+    }
+
+    /// The shared tier, when one is configured.
+    pub fn shared(&self) -> Option<&SharedCache> {
+        self.shared.as_deref()
     }
 
     /// Problems of the disk tier not reported yet (each said once per process).
     pub fn take_warnings(&self) -> Vec<String> {
-        self.disk.as_ref().map(DiskCache::take_warnings).unwrap_or_default()
+        self.disk.as_ref().map(|d| d.take_warnings()).unwrap_or_default()
     }
 
     /// How old an entry is by the wall clock.

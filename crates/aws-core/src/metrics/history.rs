@@ -188,6 +188,7 @@ fn encode_rows(figures: &Snapshot) -> Vec<Row> {
                 .with("bytes_out", Field::Bytes(f.bytes_out))
                 .with("hits_memory", int(f.hits_memory))
                 .with("hits_disk", int(f.hits_disk))
+                .with("hits_shared", int(f.hits_shared))
                 .with("misses", int(f.misses))
                 .with("latency", Field::List(latency))
         })
@@ -228,6 +229,7 @@ fn decode_rows(rows: &[Row]) -> Snapshot {
                 bytes_out: count(row, "bytes_out"),
                 hits_memory: count(row, "hits_memory"),
                 hits_disk: count(row, "hits_disk"),
+                hits_shared: count(row, "hits_shared"),
                 misses: count(row, "misses"),
                 latency: Latency::from_pairs(buckets.chunks_exact(2).map(|p| (p[0], p[1]))),
             };

@@ -71,6 +71,8 @@ pub struct Figures {
     pub hits_memory: u64,
     /// Cache lookups answered by the disk tier.
     pub hits_disk: u64,
+    /// Cache lookups answered by the shared tier (Redis).
+    pub hits_shared: u64,
     /// Cache lookups neither tier answered (so the network was asked).
     pub misses: u64,
     /// Latency of each request, from the SDK call to its result, retries and backoff included.
@@ -78,7 +80,7 @@ pub struct Figures {
 }
 
 impl Figures {
-    fn counters_mut(&mut self) -> [&mut u64; 9] {
+    fn counters_mut(&mut self) -> [&mut u64; 10] {
         [
             &mut self.requests,
             &mut self.errors,
@@ -88,11 +90,12 @@ impl Figures {
             &mut self.bytes_out,
             &mut self.hits_memory,
             &mut self.hits_disk,
+            &mut self.hits_shared,
             &mut self.misses,
         ]
     }
 
-    fn counters(&self) -> [u64; 9] {
+    fn counters(&self) -> [u64; 10] {
         [
             self.requests,
             self.errors,
@@ -102,6 +105,7 @@ impl Figures {
             self.bytes_out,
             self.hits_memory,
             self.hits_disk,
+            self.hits_shared,
             self.misses,
         ]
     }
@@ -138,13 +142,13 @@ impl Figures {
 
     /// Cache lookups in all.
     pub fn lookups(&self) -> u64 {
-        self.hits_memory + self.hits_disk + self.misses
+        self.hits_memory + self.hits_disk + self.hits_shared + self.misses
     }
 
     /// Share of cache lookups answered by a tier; `None` without lookups.
     pub fn hit_rate(&self) -> Option<f64> {
         let lookups = self.lookups();
-        (lookups > 0).then(|| (self.hits_memory + self.hits_disk) as f64 / lookups as f64)
+        (lookups > 0).then(|| (self.hits_memory + self.hits_disk + self.hits_shared) as f64 / lookups as f64)
     }
 }
 
@@ -177,6 +181,7 @@ struct OperationStats {
     bytes_out: AtomicU64,
     hits_memory: AtomicU64,
     hits_disk: AtomicU64,
+    hits_shared: AtomicU64,
     misses: AtomicU64,
     latency: LatencyRecorder,
 }
@@ -193,6 +198,7 @@ impl OperationStats {
             bytes_out: n(&self.bytes_out),
             hits_memory: n(&self.hits_memory),
             hits_disk: n(&self.hits_disk),
+            hits_shared: n(&self.hits_shared),
             misses: n(&self.misses),
             latency: self.latency.snapshot(),
         }
@@ -316,13 +322,14 @@ impl Metrics {
         });
     }
 
-    /// Records a cache lookup: answered by `Tier::Memory` or `Tier::Disk`, or a miss
+    /// Records a cache lookup: answered by `Tier::Memory`, `Tier::Disk` or `Tier::Shared`, or a miss
     /// (`Tier::Network`, the network being asked instead).
     pub fn record_cache_lookup(&self, service: &str, operation: &str, region: &str, tier: Tier) {
         self.with_stats(service, operation, region, |s| {
             let counter = match tier {
                 Tier::Memory => &s.hits_memory,
                 Tier::Disk => &s.hits_disk,
+                Tier::Shared => &s.hits_shared,
                 Tier::Network => &s.misses,
             };
             counter.fetch_add(1, Ordering::Relaxed);

@@ -1,9 +1,10 @@
 //! `aws cache clear`: drop entries by glob, or by service, region, account and operation (all
-//! given criteria must match); everything when none is given.
+//! given criteria must match); everything when none is given. With a shared tier, the groups of
+//! the entries dropped are moved to a new generation there, for the whole team.
 
 use std::sync::Arc;
 
-use aws_core::cache::{glob_matches, key_parts};
+use aws_core::cache::{Stale, glob_matches, key_parts, shared_group};
 use nu_engine::command_prelude::*;
 
 use crate::context::AwsContext;
@@ -77,7 +78,13 @@ impl Command for CacheClear {
                 && is(&account, parts.as_ref().map(|p| p.account))
                 && is(&operation, parts.as_ref().map(|p| p.operation))
         };
-        let removed = cache.invalidate(&matches);
+        // The shared tier cannot list its keys: what it holds of the groups of the matching
+        // local entries is made stale for everyone instead.
+        let groups: std::collections::BTreeSet<String> = match cache.shared() {
+            Some(_) => cache.keys().into_keys().filter(|k| matches(k.as_str())).map(|k| shared_group(&k)).collect(),
+            None => Default::default(),
+        };
+        let removed = cache.invalidate_stale(&Stale { matches: &matches, groups: groups.into_iter().collect() });
         Ok(Value::record(
             record! { "removed" => Value::int(removed as i64, call.head) },
             call.head,

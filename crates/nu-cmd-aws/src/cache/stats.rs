@@ -1,4 +1,5 @@
-//! `aws cache stats`: entries and bytes per tier; hits, misses and hit rate per tier and service.
+//! `aws cache stats`: entries and bytes per tier; hits, misses and hit rate per tier and service;
+//! and, with a shared tier, its own figures: timeouts, errors, rejected entries, latency.
 
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ impl Command for CacheStats {
     }
 
     fn description(&self) -> &str {
-        "Show the cache's size per tier and its hits, misses and hit rate per tier and service since the shell started."
+        "Show the cache's size per tier and its hits, misses and hit rate per tier and service since the shell started; with a shared tier ($env.NUAWS_SHARED_CACHE), its timeouts, errors, rejected entries and latency."
     }
 
     fn examples(&self) -> Vec<Example<'_>> {
@@ -67,6 +68,33 @@ impl Command for CacheStats {
         if let Some(d) = disk {
             tiers.push(tier("disk", d.entries, d.bytes, Some(d.file_bytes)));
         }
+        let shared = cache.shared().map(|shared| {
+            let s = shared.stats();
+            let n = |v: u64| Value::int(i64::try_from(v).unwrap_or(i64::MAX), span);
+            let latency = |q: f64| {
+                s.latency
+                    .quantile(q)
+                    .map_or(Value::nothing(span), |d| Value::duration(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX), span))
+            };
+            Value::record(
+                record! {
+                    "url" => Value::string(shared.config().url(), span),
+                    "hits" => n(s.hits),
+                    "misses" => n(s.misses),
+                    "timeouts" => n(s.timeouts),
+                    "errors" => n(s.errors),
+                    "rejected" => n(s.rejected),
+                    "skipped" => n(s.skipped),
+                    "writes" => n(s.writes),
+                    "dropped" => n(s.dropped),
+                    "invalidations" => n(s.invalidations),
+                    "p50" => latency(0.5),
+                    "p99" => latency(0.99),
+                    "breaker" => Value::string(if s.open { "open" } else { "closed" }, span),
+                },
+                span,
+            )
+        });
         let requests = cache
             .hit_counts()
             .into_iter()
@@ -94,6 +122,7 @@ impl Command for CacheStats {
                 "requests" => Value::list(requests, span),
                 "disk_enabled" => Value::bool(cache.disk_stats().is_some(), span),
                 "disk_dir" => dir,
+                "shared" => shared.unwrap_or(Value::nothing(span)),
             },
             span,
         )

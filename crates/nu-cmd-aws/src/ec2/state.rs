@@ -8,7 +8,7 @@ use aws_core::ec2::{self, StateChange};
 use aws_core::runtime::block_on;
 use nu_engine::command_prelude::*;
 
-use crate::context::{AwsContext, CallSession, session_flags, stale_after_instance_change};
+use crate::context::{AwsContext, CallSession, session_flags};
 use crate::ec2::listing::IdSpans;
 use crate::values::row_to_value;
 
@@ -103,9 +103,7 @@ impl Command for Ec2StateChange {
         let ids = IdSpans { ids, spans: cs.spans };
         let result = block_on(&interrupt, ec2::change_state(&cs.session, id_list, change))
             .map_err(|_| ShellError::Interrupted { span: call.head })?;
-        if let Some(region) = cs.session.region() {
-            cs.cache.invalidate(&stale_after_instance_change(region));
-        }
+        cs.instances_changed();
         let rows = result.map_err(|err| ids.to_shell_error(err))?;
         let head = call.head;
         Ok(Value::list(rows.into_iter().map(|r| row_to_value(r, head)).collect(), head)

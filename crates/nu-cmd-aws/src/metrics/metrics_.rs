@@ -58,7 +58,7 @@ impl Command for AwsMetrics {
     }
 
     fn extra_description(&self) -> &str {
-        "Every AWS request nuaws makes and every cache lookup is recorded per service, operation and region. p50, p95, p99 and max are the latency of whole operations (from the call to its result: retries, backoff and reading the response included), from a histogram precise to 3 significant digits. retries counts attempts beyond the first; throttles the attempts AWS throttled (SlowDown, Throttling, RequestLimitExceeded, ...). hits_memory, hits_disk and misses count cache lookups; a miss is a read the network answered (one per listing, however many pages it took).
+        "Every AWS request nuaws makes and every cache lookup is recorded per service, operation and region. p50, p95, p99 and max are the latency of whole operations (from the call to its result: retries, backoff and reading the response included), from a histogram precise to 3 significant digits. retries counts attempts beyond the first; throttles the attempts AWS throttled (SlowDown, Throttling, RequestLimitExceeded, ...). hits_memory, hits_disk, hits_shared (the team's Redis tier) and misses count cache lookups; a miss is a read the network answered (one per listing, however many pages it took).
 
 The figures of all nuaws processes of the user are kept per hour in the disk cache for 30 days; each process adds its own at most every 30 seconds while it runs commands, when `aws metrics` runs, and at exit. Without --session, this command shows that history (--since selects the hours); with $env.NUAWS_CACHE = off, or without a usable disk cache, only this shell's figures exist, and --since must then reach back before they began."
     }
@@ -215,6 +215,7 @@ fn row(key: &OperationKey, f: &Figures, span: Span) -> Value {
             "bytes_out" => Value::filesize(i64::try_from(f.bytes_out).unwrap_or(i64::MAX), span),
             "hits_memory" => count(f.hits_memory, span),
             "hits_disk" => count(f.hits_disk, span),
+            "hits_shared" => count(f.hits_shared, span),
             "misses" => count(f.misses, span),
             "hit_rate" => f.hit_rate().map_or(Value::nothing(span), |r| Value::float(r, span)),
         },

@@ -1,0 +1,348 @@
+//! End-to-end tests of the shared cache tier: real `nuaws` processes, each with a disk cache of
+//! its own (two "machines" of one team), against a real moto (requests counted at the server)
+//! and a real `redis-server` on loopback, one of each per test.
+
+#[path = "support/moto.rs"]
+mod moto;
+#[path = "support/redis.rs"]
+mod redis;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use moto::Moto;
+use redis::Redis;
+
+const BUCKET: &str = "nuaws-team-bucket-7f3a";
+
+struct Team {
+    moto: Moto,
+    redis: Redis,
+    key_file: PathBuf,
+}
+
+/// One person's machine: a disk cache of its own, and a team key.
+struct Machine<'a> {
+    team: &'a Team,
+    cache: PathBuf,
+    key_file: PathBuf,
+    /// Where Redis is reached (itself, or a proxy).
+    url: String,
+    shared: bool,
+    /// The lookup deadline: generous by default (a loaded CI machine must not turn hits into
+    /// timeouts), short where lateness is the point.
+    deadline: &'static str,
+}
+
+fn team() -> Team {
+    let moto = Moto::start(&[]);
+    let redis = Redis::start();
+    let key_file = moto.dir.join("team.key");
+    std::fs::write(&key_file, "k3y-of-the-team-0123456789abcdef0123456789\n").expect("key file");
+    Team { moto, redis, key_file }
+}
+
+impl Team {
+    fn machine(&self, name: &str) -> Machine<'_> {
+        Machine {
+            team: self,
+            cache: self.moto.dir.join(format!("cache-{name}")),
+            key_file: self.key_file.clone(),
+            url: self.redis.url(),
+            shared: true,
+            deadline: "500ms",
+        }
+    }
+
+    /// Every request moto has logged so far.
+    fn requests(&self) -> usize {
+        std::fs::read_to_string(&self.moto.log).map_or(0, |t| t.lines().count())
+    }
+
+    fn objects(&self, prefix: &str, names: &[&str]) {
+        let objects: Vec<serde_json::Value> = names
+            .iter()
+            .map(|n| serde_json::json!({"key": format!("{prefix}{n}"), "size": 10}))
+            .collect();
+        self.moto
+            .harness("put-objects", &["--bucket", BUCKET, "--objects", &serde_json::Value::Array(objects).to_string()]);
+    }
+}
+
+impl Machine<'_> {
+    fn command(&self, script: &str) -> Command {
+        let mut env = self.team.moto.cached_env(&self.cache);
+        env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+        let setup = if self.shared {
+            format!(
+                "$env.NUAWS_SHARED_CACHE = {{url: '{}', key_file: '{}', deadline: {}}}; ",
+                self.url,
+                self.key_file.display(),
+                self.deadline
+            )
+        } else {
+            String::new()
+        };
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nuaws"));
+        cmd.args(["--no-config-file", "--error-style", "plain", "-c", &format!("{setup}{script}")])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .envs(env)
+            .env("AWS_ENDPOINT_URL", &self.team.moto.endpoint);
+        cmd
+    }
+
+    fn output(&self, script: &str) -> Output {
+        self.command(script).output().expect("run nuaws")
+    }
+
+    /// The JSON `script` prints; it must succeed.
+    fn json(&self, script: &str) -> serde_json::Value {
+        let out = self.output(&format!("{script} | to json --raw"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "`{script}` failed:\n{stderr}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("`{script}` gave no JSON ({e}): {text}\n{stderr}"))
+    }
+}
+
+/// Instances and a listing, with the tier that answered each and the shared tier's figures.
+const READS: &str = "let i = (aws ec2 instances | length); let ti = (aws cache last | get tier); \
+    let o = (aws s3 ls s3://nuaws-team-bucket-7f3a/logs/ | length); let to = (aws cache last | get tier); \
+    {instances: $i, instances_tier: $ti, objects: $o, objects_tier: $to, shared: (aws cache stats | get shared)}";
+
+fn seeded_team() -> Team {
+    let team = team();
+    team.moto.harness("seed-ec2", &["--instances", "4"]);
+    team.objects("logs/", &["payroll-2026.csv", "audit-trail.json", "board-minutes.txt"]);
+    team
+}
+
+#[test]
+fn a_second_machine_answers_from_the_shared_tier_with_no_request_at_aws() {
+    let team = seeded_team();
+    let first = team.machine("a").json(READS);
+    assert_eq!((first["instances"].as_u64(), first["objects"].as_u64()), (Some(4), Some(3)), "{first}");
+    assert_eq!(first["instances_tier"], "network", "{first}");
+    let before = team.requests();
+    assert!(before > 0);
+    let second = team.machine("b").json(READS);
+    assert_eq!((second["instances"].as_u64(), second["objects"].as_u64()), (Some(4), Some(3)), "{second}");
+    assert_eq!((second["instances_tier"].as_str(), second["objects_tier"].as_str()), (Some("shared"), Some("shared")), "{second}");
+    assert_eq!(team.requests(), before, "the second machine asked AWS nothing (its identity included)");
+    let shared = &second["shared"];
+    assert!(shared["hits"].as_u64() >= Some(2), "{shared}");
+    assert_eq!((shared["errors"].as_u64(), shared["timeouts"].as_u64(), shared["rejected"].as_u64()), (Some(0), Some(0), Some(0)), "{shared}");
+    // Without the shared tier, a third machine pays for everything again.
+    let mut alone = team.machine("c");
+    alone.shared = false;
+    let third = alone.json(READS);
+    assert_eq!(third["instances_tier"], "network", "{third}");
+    assert!(team.requests() > before);
+}
+
+#[test]
+fn redis_holds_no_bucket_key_instance_id_or_tag_value() {
+    let team = seeded_team();
+    let a = team.machine("a");
+    let seen = a.json("{ids: (aws ec2 instances | get id), names: (aws ec2 instances | get name), objects: (aws s3 ls s3://nuaws-team-bucket-7f3a/logs/ | get name)}");
+    let mut secrets: Vec<String> = ["ids", "names", "objects"]
+        .iter()
+        .flat_map(|k| seen[*k].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    assert_eq!(secrets.len(), 4 + 4 + 3, "{seen}");
+    secrets.extend([BUCKET.to_string(), "payroll".into(), "team-1".into(), "123456789012".into(), "DescribeInstances".into()]);
+    let keys = team.redis.keys();
+    assert!(keys.len() >= 3, "identity, instances and the listing are shared: {keys:?}");
+    for key in &keys {
+        let value = team.redis.get_bytes(key);
+        let value = String::from_utf8_lossy(&value);
+        for secret in &secrets {
+            assert!(!key.contains(secret.as_str()), "{secret} in the key name {key}");
+            assert!(!value.contains(secret.as_str()), "{secret} in the value of {key}");
+        }
+    }
+    // The check can see plaintext: the names are where the test looks.
+    assert!(seen.to_string().contains("payroll"));
+}
+
+/// The Redis names a command adds.
+fn added_by(team: &Team, machine: &Machine<'_>, script: &str) -> Vec<String> {
+    let before = team.redis.keys();
+    let out = machine.output(script);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    team.redis.keys().into_iter().filter(|k| !before.contains(k)).collect()
+}
+
+/// The largest value among `keys` (a listing, rather than an identity or a bucket's region).
+fn largest(team: &Team, keys: &[String]) -> String {
+    keys.iter()
+        .max_by_key(|k| team.redis.cli(&["STRLEN", k]).parse::<u64>().unwrap_or(0))
+        .cloned()
+        .expect("a key")
+}
+
+const COPY: &str = "local v = redis.call('GET', KEYS[1]); redis.call('SET', KEYS[2], v); return 1";
+
+#[test]
+fn poisoned_moved_replayed_and_foreign_entries_are_rejected_and_counted() {
+    let team = team();
+    team.objects("x/", &["1", "2"]);
+    team.objects("y/", &["1", "2", "3", "4", "5"]);
+    let a = team.machine("a");
+    // The identity and the bucket's region first, so each listing below adds one name.
+    assert!(a.output("aws s3 ls s3://nuaws-team-bucket-7f3a/ | length").status.success());
+    let x = added_by(&team, &a, "aws s3 ls s3://nuaws-team-bucket-7f3a/x/ | length");
+    let y = added_by(&team, &a, "aws s3 ls s3://nuaws-team-bucket-7f3a/y/ | length");
+    assert_eq!((x.len(), y.len()), (1, 1), "{x:?} {y:?}");
+    let read_y = "{n: (aws s3 ls s3://nuaws-team-bucket-7f3a/y/ | length), tier: (aws cache last | get tier), rejected: (aws cache stats | get shared.rejected)}";
+    let fresh = |name: &str| team.machine(name).json(read_y);
+    // Untouched, a teammate is served from Redis.
+    let ok = fresh("b");
+    assert_eq!((ok["n"].as_u64(), ok["tier"].as_str(), ok["rejected"].as_u64()), (Some(5), Some("shared"), Some(0)), "{ok}");
+
+    // Moved: x's (authentic) entry put under y's name.
+    team.redis.eval(COPY, &[&x[0], &y[0]]);
+    let moved = fresh("c");
+    assert_eq!((moved["n"].as_u64(), moved["tier"].as_str(), moved["rejected"].as_u64()), (Some(5), Some("network"), Some(1)), "{moved}");
+
+    // Foreign: sealed by a machine with another team key, put under y's name.
+    let other_key = team.moto.dir.join("other.key");
+    std::fs::write(&other_key, "an-other-team-key-fedcba9876543210fedcba98").expect("key");
+    let mut foreign = team.machine("f");
+    foreign.key_file = other_key;
+    let theirs = added_by(&team, &foreign, "aws s3 ls s3://nuaws-team-bucket-7f3a/y/ | length");
+    team.redis.eval(COPY, &[&largest(&team, &theirs), &y[0]]);
+    let forged = fresh("d");
+    assert_eq!((forged["n"].as_u64(), forged["tier"].as_str(), forged["rejected"].as_u64()), (Some(5), Some("network"), Some(1)), "{forged}");
+
+    // Poisoned: bytes of nobody's making.
+    team.redis.cli(&["SET", &y[0], "NUS1 not an entry at all"]);
+    let poisoned = fresh("e");
+    assert_eq!((poisoned["n"].as_u64(), poisoned["tier"].as_str(), poisoned["rejected"].as_u64()), (Some(5), Some("network"), Some(1)), "{poisoned}");
+
+    // Replayed: an entry kept aside and put back, without a Redis TTL, after it expired.
+    let short = team.machine("g");
+    let script = "$env.NUAWS_CACHE_TTL = {objects: 1sec}; aws s3 ls s3://nuaws-team-bucket-7f3a/y/ --refresh | length";
+    let out = short.output(script);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    team.redis.eval(COPY, &[&y[0], "aside"]);
+    std::thread::sleep(Duration::from_millis(1300));
+    assert_eq!(team.redis.cli(&["EXISTS", &y[0]]), "0", "Redis dropped it at its TTL");
+    team.redis.eval(COPY, &["aside", &y[0]]);
+    let replayed = fresh("h");
+    assert_eq!((replayed["n"].as_u64(), replayed["tier"].as_str(), replayed["rejected"].as_u64()), (Some(5), Some("network"), Some(1)), "{replayed}");
+}
+
+#[test]
+fn a_dead_or_slow_redis_never_fails_a_command_and_costs_at_most_the_deadline() {
+    let team = seeded_team();
+    let lone = {
+        let mut m = team.machine("lone");
+        m.shared = false;
+        m
+    };
+    // Reads that each ask the shared tier (other regions, a listing not read yet), then more.
+    let script = |kill: &str| {
+        format!(
+            "let first = (aws ec2 instances | length); {kill} \
+             let again = (aws s3 ls s3://nuaws-team-bucket-7f3a/logs/ | length); \
+             let more = ([eu-west-1 eu-west-2 eu-central-1 ap-south-1 sa-east-1] | each {{|r| aws ec2 instances --region $r | length }}); \
+             let last = (aws ec2 instances | length); \
+             {{first: $first, again: $again, more: $more, last: $last, shared: (aws cache stats | get shared)}}"
+        )
+    };
+    let started = Instant::now();
+    let alone = lone.json(&script(""));
+    let baseline = started.elapsed();
+    assert_eq!(alone["more"], serde_json::json!([0, 0, 0, 0, 0]), "{alone}");
+    // Killed mid-run: the first read is served by Redis, then it dies under the shell.
+    team.machine("a").json(READS);
+    let pid = team.redis.cli(&["INFO", "server"]).lines().find_map(|l| l.strip_prefix("process_id:").map(|p| p.trim().to_string())).expect("pid");
+    let mut b = team.machine("b");
+    b.deadline = "100ms";
+    let started = Instant::now();
+    let out = b.json(&script(&format!("let t = (aws cache last | get tier); kill --force {pid}; sleep 100ms;")));
+    let elapsed = started.elapsed();
+    assert_eq!((out["first"].as_u64(), out["again"].as_u64(), out["last"].as_u64()), (Some(4), Some(3), Some(4)), "{out}");
+    assert_eq!(out["more"], alone["more"], "{out}");
+    let shared = &out["shared"];
+    assert_eq!(shared["hits"], 2, "identity and instances before the kill: {shared}");
+    assert!(shared["errors"].as_u64().unwrap_or(0) + shared["timeouts"].as_u64().unwrap_or(0) >= 1, "{shared}");
+    assert!(shared["skipped"].as_u64() >= Some(1), "the breaker opened: {shared}");
+    assert!(elapsed < baseline + Duration::from_secs(2), "{elapsed:?} against {baseline:?} alone");
+    team.redis.kill();
+
+    // Behind a proxy that holds every connection for 1 s: lookups are late, so misses.
+    let redis = Redis::start();
+    let mut slow = team.machine("slow");
+    slow.deadline = "100ms";
+    slow.url = moto::slow_proxy(&format!("127.0.0.1:{}", redis.port), Duration::from_secs(1)).replace("http://", "redis://");
+    let started = Instant::now();
+    let out = slow.json(READS);
+    let elapsed = started.elapsed();
+    assert_eq!((out["instances"].as_u64(), out["objects"].as_u64()), (Some(4), Some(3)), "{out}");
+    assert_eq!(out["instances_tier"], "network", "{out}");
+    assert!(out["shared"]["timeouts"].as_u64() >= Some(1), "{out}");
+    assert_eq!(out["shared"]["hits"], 0, "{out}");
+    assert!(elapsed < baseline * 2 + Duration::from_secs(2), "{elapsed:?} against {baseline:?} alone");
+}
+
+#[test]
+fn a_teammates_rm_makes_a_running_shells_next_listing_miss() {
+    let team = team();
+    team.objects("z/", &["keep-1", "keep-2", "gone"]);
+    let a = team.machine("a");
+    let ready = team.moto.dir.join("ready");
+    let go = team.moto.dir.join("go");
+    // A long-running shell: lists, waits for the teammate, lists again.
+    let script = format!(
+        "let first = (aws s3 ls s3://nuaws-team-bucket-7f3a/z/ | length); \
+         let warm = (aws s3 ls s3://nuaws-team-bucket-7f3a/z/ | length); let warm_tier = (aws cache last | get tier); \
+         'x' | save '{}'; \
+         mut waited = 0; while not ('{}' | path exists) and $waited < 300 {{ sleep 50ms; $waited += 1 }}; \
+         sleep 1100ms; \
+         let after = (aws s3 ls s3://nuaws-team-bucket-7f3a/z/ | length); let after_tier = (aws cache last | get tier); \
+         {{first: $first, warm: $warm, warm_tier: $warm_tier, after: $after, after_tier: $after_tier}} | to json --raw",
+        ready.display(),
+        go.display()
+    );
+    let shell = a.command(&script).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn");
+    let until = Instant::now() + Duration::from_secs(30);
+    while !ready.exists() {
+        assert!(Instant::now() < until, "the shell did not list");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The teammate sees the listing from Redis, removes an object.
+    let b = team.machine("b");
+    let seen = b.json("{n: (aws s3 ls s3://nuaws-team-bucket-7f3a/z/ | length), tier: (aws cache last | get tier)}");
+    assert_eq!((seen["n"].as_u64(), seen["tier"].as_str()), (Some(3), Some("shared")), "{seen}");
+    let out = b.output("aws s3 rm s3://nuaws-team-bucket-7f3a/z/gone | ignore");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&go, "go").expect("go");
+    let out = shell.wait_with_output().expect("shell");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!((got["first"].as_u64(), got["warm"].as_u64(), got["warm_tier"].as_str()), (Some(3), Some(3), Some("memory")), "{got}");
+    assert_eq!((got["after"].as_u64(), got["after_tier"].as_str()), (Some(2), Some("network")), "{got}");
+    // And a third machine, fresh, misses the old entry too.
+    let c = team.machine("c").json("{n: (aws s3 ls s3://nuaws-team-bucket-7f3a/z/ | length), tier: (aws cache last | get tier)}");
+    assert_eq!(c["n"], 2, "{c}");
+}
+
+#[test]
+fn a_malformed_setting_is_a_spanned_error_with_help() {
+    let team = team();
+    let a = team.machine("a");
+    let mut cmd = a.command("$env.NUAWS_SHARED_CACHE = {url: 'redis://me:secret@127.0.0.1:6379', key_file: '/nonexistent'}; aws ec2 instances");
+    let out = cmd.output().expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("NUAWS_SHARED_CACHE") && stderr.contains("credentials"), "{stderr}");
+    let out = a.output("$env.NUAWS_SHARED_CACHE = {url: 'redis://127.0.0.1:1', key_file: '/nonexistent/team.key'}; aws ec2 instances");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("team key file"), "{stderr}");
+}
