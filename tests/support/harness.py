@@ -319,6 +319,31 @@ class RequestLogger:
                     self._file.write(json.dumps(entry) + "\n")
 
 
+class _ListPartsRoot:
+    """moto 5.2.5 answers ListParts with a `<ListPartsResponse>` root; S3 (and its API model,
+    which the Rust SDK parses strictly) names it `<ListPartsResult>`. Renamed here, as S3 sends it."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        if environ.get("REQUEST_METHOD") != "GET" or "uploadId" not in query:
+            return self.app(environ, start_response)
+        held: list = []
+
+        def hold(status: str, headers: list, *exc: Any) -> Any:
+            held.append((status, headers, exc))
+            return lambda data: None
+
+        body = b"".join(self.app(environ, hold))
+        body = body.replace(b"<ListPartsResponse", b"<ListPartsResult").replace(b"</ListPartsResponse>", b"</ListPartsResult>")
+        status, headers, exc = held[-1]
+        headers = [(k, str(len(body)) if k.lower() == "content-length" else v) for k, v in headers]
+        start_response(status, headers, *exc)
+        return [body]
+
+
 def _stdin_is_pipe() -> bool:
     """True when stdin is a pipe or socket, i.e. EOF means the parent is gone.
 
@@ -379,7 +404,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return self._backend_cache[host]
 
     # Same app ThreadedMotoServer builds, served by us so it can be wrapped.
-    app: Callable = CachingDispatcher(create_backend_app)
+    app: Callable = _ListPartsRoot(CachingDispatcher(create_backend_app))
     logger = RequestLogger(app, args.log_requests) if args.log_requests else None
     server = make_server(
         args.host,
@@ -534,6 +559,12 @@ def cmd_put_objects(args: argparse.Namespace) -> int:
         if spec.get("delete"):  # in a versioned bucket: a delete marker
             s3.delete_object(Bucket=args.bucket, Key=spec["key"])
             continue
+        if "parts" in spec:  # an incomplete multipart upload: these parts uploaded, never completed
+            extra = {"StorageClass": spec["storage_class"]} if spec.get("storage_class") else {}
+            upload = s3.create_multipart_upload(Bucket=args.bucket, Key=spec["key"], **extra)
+            for number, size in enumerate(spec["parts"], start=1):
+                s3.upload_part(Bucket=args.bucket, Key=spec["key"], UploadId=upload["UploadId"], PartNumber=number, Body=b"p" * size)
+            continue
         extra = {"StorageClass": spec["storage_class"]} if spec.get("storage_class") else {}
         s3.put_object(Bucket=args.bucket, Key=spec["key"], Body=b"x" * spec["size"], **extra)
     _emit({"bucket": args.bucket, "objects": len(specs)})
@@ -548,6 +579,16 @@ def cmd_du_sums(args: argparse.Namespace) -> int:
     after the prefix counts at the prefix itself.
     """
     s3 = _client("s3", args.endpoint, args.region)
+    if args.uploads:
+        # Incomplete multipart uploads: how many, and the bytes of the parts uploaded so far.
+        uploads = [0, 0]
+        for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=args.bucket, Prefix=args.prefix):
+            for upload in page.get("Uploads", []):
+                uploads[0] += 1
+                parts = s3.get_paginator("list_parts").paginate(Bucket=args.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                uploads[1] += sum(p["Size"] for part_page in parts for p in part_page.get("Parts", []))
+        _emit({"uploads": uploads})
+        return 0
     if args.versions:
         by_kind: dict[str, list[int]] = {}
         pages = s3.get_paginator("list_object_versions").paginate(Bucket=args.bucket, Prefix=args.prefix)
@@ -961,7 +1002,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("put-objects", help="put objects with chosen keys, sizes, storage classes")
     with_endpoint(sp)
     sp.add_argument("--bucket", required=True)
-    sp.add_argument("--objects", required=True, help='JSON: [{"key": .., "size": .., "storage_class": ..}] or {"key": .., "delete": true}')
+    sp.add_argument("--objects", required=True, help='JSON: [{"key": .., "size": .., "storage_class": ..}], {"key": .., "delete": true}, or {"key": .., "parts": [sizes]} (an incomplete upload)')
     sp.add_argument("--versioned", action="store_true", help="turn versioning on first")
     sp.set_defaults(func=cmd_put_objects)
 
@@ -970,6 +1011,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--bucket", required=True)
     sp.add_argument("--prefix", default="")
     sp.add_argument("--versions", action="store_true", help="per kind of version instead")
+    sp.add_argument("--uploads", action="store_true", help="incomplete multipart uploads and their parts' bytes instead")
     sp.set_defaults(func=cmd_du_sums)
 
     sp = sub.add_parser("seed-ec2", help="launch many tagged instances")

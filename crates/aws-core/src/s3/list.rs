@@ -128,23 +128,35 @@ pub struct Listed {
     /// Unquoted.
     pub etag: Option<String>,
     pub storage_class: Option<String>,
+    /// The additional checksum S3 keeps of the object, as listed: its algorithm (`CRC64NVME`,
+    /// `CRC32`, ...), never its value (that takes a HEAD with checksum mode on).
+    pub checksum_algorithm: Option<String>,
+}
+
+impl Listed {
+    /// One object of a ListObjectsV2 page.
+    pub fn from_object(o: &aws_sdk_s3::types::Object) -> Self {
+        Listed {
+            key: o.key().unwrap_or_default().to_string(),
+            size: o.size().unwrap_or(0).max(0) as u64,
+            modified: o.last_modified().and_then(crate::row::smithy_to_chrono),
+            etag: o.e_tag().map(|e| unquote_etag(e).to_string()),
+            storage_class: o.storage_class().map(|c| c.as_str().to_string()),
+            // A full-object CRC64NVME is what `sync --checksum` can use; otherwise the first.
+            checksum_algorithm: o
+                .checksum_algorithm()
+                .iter()
+                .find(|a| **a == aws_sdk_s3::types::ChecksumAlgorithm::Crc64Nvme)
+                .or_else(|| o.checksum_algorithm().first())
+                .map(|a| a.as_str().to_string()),
+        }
+    }
 }
 
 /// The objects of `request` (recursive: everything below the prefix, no delimiter), in S3's key
 /// order, asked of the bucket's region.
 pub fn list_listed(session: &Arc<Session>, request: ListObjects) -> PageStream<Listed> {
-    list_pages(session, request, |_, out| {
-        out.contents()
-            .iter()
-            .map(|o| Listed {
-                key: o.key().unwrap_or_default().to_string(),
-                size: o.size().unwrap_or(0).max(0) as u64,
-                modified: o.last_modified().and_then(crate::row::smithy_to_chrono),
-                etag: o.e_tag().map(|e| unquote_etag(e).to_string()),
-                storage_class: o.storage_class().map(|c| c.as_str().to_string()),
-            })
-            .collect()
-    })
+    list_pages(session, request, |_, out| out.contents().iter().map(Listed::from_object).collect())
 }
 
 /// What a version of a listing of versions is.
@@ -198,6 +210,7 @@ pub fn list_versions(session: &Arc<Session>, url: S3Url, page_size: i32) -> Page
                     modified: v.last_modified().and_then(crate::row::smithy_to_chrono),
                     etag: v.e_tag().map(|e| unquote_etag(e).to_string()),
                     storage_class: v.storage_class().map(|c| c.as_str().to_string()),
+                    checksum_algorithm: v.checksum_algorithm().first().map(|a| a.as_str().to_string()),
                 };
                 (listed, kind)
             });
@@ -208,6 +221,7 @@ pub fn list_versions(session: &Arc<Session>, url: S3Url, page_size: i32) -> Page
                     modified: m.last_modified().and_then(crate::row::smithy_to_chrono),
                     etag: None,
                     storage_class: None,
+                    checksum_algorithm: None,
                 };
                 (listed, VersionKind::DeleteMarker)
             });

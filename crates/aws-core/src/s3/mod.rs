@@ -1,6 +1,6 @@
 //! S3: `s3://` URLs and bucket-name rules ([`url`]), listings of buckets and objects as streams of
 //! rows ([`list`]), the planner of `sync` ([`sync`]) over a local walk in key order ([`walk`]),
-//! the aggregation of `du` ([`du`]), single-object operations: head, get, put, batched delete ([`object`]),
+//! the aggregation of `du` ([`du`]) and the incomplete multipart uploads it counts ([`uploads`]), single-object operations: head, get, put, batched delete ([`object`]),
 //! whole-object transfers as futures for the request engine ([`transfer`]), bucket tags and
 //! locations ([`tagging`]), and the routing of every request about a bucket to the bucket's
 //! region ([`route`]).
@@ -15,6 +15,7 @@ pub mod route;
 pub mod sync;
 pub mod tagging;
 pub mod transfer;
+pub mod uploads;
 pub mod url;
 pub mod walk;
 
@@ -22,4 +23,5 @@ pub use list::{ListObjects, Listed, VersionKind, list_buckets, list_listed, list
 pub use object::{DeleteOutcome, ObjectBody, delete_objects, get_object, head_object, put_object};
 pub use route::{BucketRegions, BucketRouter, RegionStore};
 pub use tagging::{bucket_location, bucket_tags};
+pub use uploads::list_uploads;
 pub use url::{S3Url, UrlError};
