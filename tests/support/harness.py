@@ -35,6 +35,7 @@ Subcommands (each prints JSON on stdout; diagnostics go to stderr):
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import json
 import logging
@@ -522,6 +523,45 @@ def cmd_seed_s3(args: argparse.Namespace) -> int:
     return 0
 
 
+def _crc64nvme(data: bytes) -> int:
+    """CRC-64/NVME (reflected, polynomial 0xAD93D23594C93659, init and xorout all ones): awscrt's
+    (which setup-venv.sh installs), else in pure Python (slow: small objects only)."""
+    try:
+        from awscrt import checksums
+
+        return checksums.crc64nvme(data)
+    except ImportError:
+        pass
+    table = _crc64nvme.table  # type: ignore[attr-defined]
+    crc = 0xFFFFFFFFFFFFFFFF
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFFFFFFFFFF
+
+
+def _crc64nvme_table() -> list[int]:
+    poly = 0x9A6C9329AC4BC9B5  # 0xAD93D23594C93659 reflected
+    table = []
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ poly if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_crc64nvme.table = _crc64nvme_table()  # type: ignore[attr-defined]
+
+
+def _has_awscrt() -> bool:
+    try:
+        import awscrt  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
 def cmd_list_s3(args: argparse.Namespace) -> int:
     s3 = _client("s3", args.endpoint, args.region)
     paginator = s3.get_paginator("list_objects_v2")
@@ -538,8 +578,19 @@ def cmd_list_s3(args: argparse.Namespace) -> int:
                     "etag": obj["ETag"],  # as S3 sends it: with the quotes
                     "last_modified": _iso(obj["LastModified"]),
                     "storage_class": obj.get("StorageClass"),
+                    "checksum_algorithm": obj.get("ChecksumAlgorithm"),
                 }
             )
+    if args.checksums:
+        # What S3 keeps (HEAD with checksum mode on), and the CRC64NVME of the body computed
+        # here (for objects up to 1 MiB without awscrt).
+        for o in objects:
+            head = s3.head_object(Bucket=args.bucket, Key=o["key"], ChecksumMode="ENABLED")
+            o["checksum_crc64nvme"] = head.get("ChecksumCRC64NVME")
+            o["checksum_type"] = head.get("ChecksumType")
+            if o["size"] <= 1 << 20 or _has_awscrt():
+                body = s3.get_object(Bucket=args.bucket, Key=o["key"])["Body"].read()
+                o["computed_crc64nvme"] = base64.b64encode(_crc64nvme(body).to_bytes(8, "big")).decode()
     objects.sort(key=lambda o: o["key"])
     _emit(objects)
     return 0
@@ -558,6 +609,14 @@ def cmd_put_objects(args: argparse.Namespace) -> int:
     for spec in specs:
         if spec.get("delete"):  # in a versioned bucket: a delete marker
             s3.delete_object(Bucket=args.bucket, Key=spec["key"])
+            continue
+        if "multipart" in spec:  # a completed multipart upload of parts of these sizes (boto3's checksum defaults)
+            upload = s3.create_multipart_upload(Bucket=args.bucket, Key=spec["key"])
+            done = []
+            for number, size in enumerate(spec["multipart"], start=1):
+                part = s3.upload_part(Bucket=args.bucket, Key=spec["key"], UploadId=upload["UploadId"], PartNumber=number, Body=b"x" * size)
+                done.append({"PartNumber": number, "ETag": part["ETag"]})
+            s3.complete_multipart_upload(Bucket=args.bucket, Key=spec["key"], UploadId=upload["UploadId"], MultipartUpload={"Parts": done})
             continue
         if "parts" in spec:  # an incomplete multipart upload: these parts uploaded, never completed
             extra = {"StorageClass": spec["storage_class"]} if spec.get("storage_class") else {}
@@ -997,6 +1056,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_endpoint(sp)
     sp.add_argument("--bucket", required=True)
     sp.add_argument("--prefix", default="")
+    sp.add_argument("--checksums", action="store_true", help="also each object's checksum as S3 keeps it, and its CRC64NVME computed here")
     sp.set_defaults(func=cmd_list_s3)
 
     sp = sub.add_parser("put-objects", help="put objects with chosen keys, sizes, storage classes")
