@@ -185,10 +185,7 @@ pub fn list_versions(session: &Arc<Session>, url: S3Url, page_size: i32) -> Page
         let (router, url) = (router.clone(), url.clone());
         async move {
             // The next page starts after a key and a version: both in the one token.
-            let (key_marker, version_marker) = match token.as_deref().and_then(|t| t.split_once('\0')) {
-                Some((k, v)) => (Some(k.to_string()), Some(v.to_string()).filter(|v| !v.is_empty())),
-                None => (None, None),
-            };
+            let (key_marker, version_marker) = split_markers(token.as_deref());
             let page = |client: aws_sdk_s3::Client| {
                 let mut call = client
                     .list_object_versions()
@@ -226,15 +223,25 @@ pub fn list_versions(session: &Arc<Session>, url: S3Url, page_size: i32) -> Page
                 (listed, VersionKind::DeleteMarker)
             });
             let items: Vec<_> = versions.chain(markers).collect();
-            let next = if out.is_truncated() == Some(true) {
-                let key = out.next_key_marker().unwrap_or_default();
-                Some(format!("{key}\0{}", out.next_version_id_marker().unwrap_or_default())).filter(|_| !key.is_empty())
-            } else {
-                None
-            };
+            let next = join_markers(out.is_truncated(), out.next_key_marker(), out.next_version_id_marker());
             Ok((items, next))
         }
     })
+}
+
+/// The key marker and second marker (version id, upload id) a paging token of
+/// [`join_markers`] holds.
+pub(crate) fn split_markers(token: Option<&str>) -> (Option<String>, Option<String>) {
+    match token.and_then(|t| t.split_once('\0')) {
+        Some((k, v)) => (Some(k.to_string()), Some(v.to_string()).filter(|v| !v.is_empty())),
+        None => (None, None),
+    }
+}
+
+/// The paging token of a listing paged by a key marker and a second marker; `None` at the end.
+pub(crate) fn join_markers(truncated: Option<bool>, key: Option<&str>, second: Option<&str>) -> Option<String> {
+    let key = key.filter(|k| truncated == Some(true) && !k.is_empty())?;
+    Some(format!("{key}\0{}", second.unwrap_or_default()))
 }
 
 /// ListObjectsV2 page by page, each page made into items by `items`.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::error::AwsError;
 use crate::fanout::RequestLimit;
 use crate::pagination::PageStream;
-use crate::s3::list::{Listed, MAX_KEYS};
+use crate::s3::list::{Listed, MAX_KEYS, join_markers, split_markers};
 use crate::s3::route::BucketRouter;
 use crate::s3::url::S3Url;
 use crate::session::Session;
@@ -27,10 +27,7 @@ pub fn list_uploads(session: &Arc<Session>, url: S3Url, page_size: i32) -> PageS
         let (router, url) = (router.clone(), url.clone());
         async move {
             // The next page starts after a key and an upload id: both in the one token.
-            let (key_marker, upload_marker) = match token.as_deref().and_then(|t| t.split_once('\0')) {
-                Some((k, u)) => (Some(k.to_string()), Some(u.to_string()).filter(|u| !u.is_empty())),
-                None => (None, None),
-            };
+            let (key_marker, upload_marker) = split_markers(token.as_deref());
             let page = |client: aws_sdk_s3::Client| {
                 let mut call = client
                     .list_multipart_uploads()
@@ -74,12 +71,7 @@ pub fn list_uploads(session: &Arc<Session>, url: S3Url, page_size: i32) -> PageS
                     })
                 })
                 .collect();
-            let next = if out.is_truncated() == Some(true) {
-                let key = out.next_key_marker().unwrap_or_default();
-                Some(format!("{key}\0{}", out.next_upload_id_marker().unwrap_or_default())).filter(|_| !key.is_empty())
-            } else {
-                None
-            };
+            let next = join_markers(out.is_truncated(), out.next_key_marker(), out.next_upload_id_marker());
             Ok((items, next))
         }
     })
