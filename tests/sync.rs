@@ -157,23 +157,79 @@ fn a_same_size_edit_is_found_by_the_default_rule_and_by_checksum_but_not_by_size
 fn checksum_recomputes_a_multipart_etag_with_the_objects_part_size() {
     let moto = Moto::shared();
     let bucket = "sync-multipart";
-    moto.harness("put-objects", &["--bucket", bucket, "--objects", "[]"]);
+    // Uploaded by boto3 in parts of 5 MiB, without a CRC64NVME: only the multipart ETag can tell.
+    let (part, tail) = (5 * 1024 * 1024, 1000);
+    let objects = format!(r#"[{{"key": "big.bin", "multipart": [{part}, {part}, {tail}]}}]"#);
+    moto.harness("put-objects", &["--bucket", bucket, "--objects", &objects]);
+    let listed = moto.harness("list-s3", &["--bucket", bucket]);
+    assert!(listed[0]["etag"].as_str().unwrap().ends_with("-3\""), "a multipart ETag: {listed}");
+    assert_ne!(listed[0]["checksum_algorithm"], serde_json::json!(["CRC64NVME"]), "{listed}");
     let src = moto.dir.join("multipart-src");
     std::fs::create_dir_all(&src).unwrap();
-    // Above the 8 MiB part size: uploaded in two parts.
-    let body: Vec<u8> = (0..9 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let body = vec![b'x'; 2 * part + tail];
     std::fs::write(src.join("big.bin"), &body).unwrap();
-    no_errors(&rows(moto, &format!("aws s3 sync '{}' s3://{bucket}/", src.display())));
-    let listed = moto.harness("list-s3", &["--bucket", bucket]);
-    assert!(listed[0]["etag"].as_str().unwrap().ends_with("-2\""), "a multipart ETag: {listed}");
+    let heads = || moto.requests("HeadObject", &format!("/{bucket}/"));
+    let before = heads();
     let same = rows(moto, &format!("aws s3 sync '{}' s3://{bucket}/ --checksum", src.display()));
     assert_eq!(plan(&same), [("skip".to_string(), "big.bin".to_string(), "same checksum".to_string())]);
+    assert_eq!(heads(), before + 1, "one HEAD (of part 1, for the part size)");
     let mut edited = body.clone();
-    edited[5] ^= 0xff;
+    edited[5] = b'y';
     std::fs::write(src.join("big.bin"), &edited).unwrap();
     set_mtime(&src.join("big.bin"), SystemTime::now() - Duration::from_secs(86_400));
     let changed = rows(moto, &format!("aws s3 sync '{}' s3://{bucket}/ --checksum --dry-run", src.display()));
     assert_eq!(plan(&changed), [("upload".to_string(), "big.bin".to_string(), "checksum".to_string())]);
+}
+
+#[test]
+fn uploads_carry_a_full_object_crc64nvme_and_a_no_op_checksum_sync_heads_only_multipart_objects() {
+    let moto = Moto::shared();
+    let bucket = "sync-crc";
+    moto.harness("put-objects", &["--bucket", bucket, "--objects", "[]"]);
+    let src = moto.dir.join("crc-src");
+    for key in ["a.txt", "b/c d.txt", "e+f.json"] {
+        write(&src, key, key);
+    }
+    // Above the 8 MiB part size: a multipart upload.
+    let big: Vec<u8> = (0..9 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(src.join("big.bin"), &big).unwrap();
+    no_errors(&rows(moto, &format!("aws s3 sync '{}' s3://{bucket}/s/", src.display())));
+    // `cp` and `save` upload with it too.
+    for script in [format!("aws s3 cp '{}' s3://{bucket}/cp.txt", src.join("a.txt").display()), format!("'saved' | aws s3 save s3://{bucket}/saved.txt")] {
+        let out = nuaws_in(moto, &moto.endpoint, &moto.dir.join("cwd"), &script);
+        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    let listed = moto.harness("list-s3", &["--bucket", bucket, "--checksums"]);
+    assert_eq!(listed.as_array().unwrap().len(), 6);
+    for o in listed.as_array().unwrap() {
+        assert_eq!(o["checksum_algorithm"], serde_json::json!(["CRC64NVME"]), "every upload carries a CRC64NVME: {o}");
+        // What S3 keeps (the value the SDK sent for a single part; for the multipart upload the
+        // one moto computes over the whole object, with awscrt) is the body's CRC64NVME.
+        assert!(o["checksum_crc64nvme"].is_string(), "{o}");
+        assert_eq!(o["checksum_crc64nvme"], o["computed_crc64nvme"], "{o}");
+    }
+    let big_row = listed.as_array().unwrap().iter().find(|o| o["key"] == "s/big.bin").expect("big.bin");
+    assert!(big_row["etag"].as_str().unwrap().ends_with("-2\""), "{big_row}");
+    assert_eq!(big_row["checksum_type"], "FULL_OBJECT", "{big_row}");
+
+    // A no-op sync by content: single-part objects compare MD5s with their ETags (no request);
+    // the multipart one takes one HEAD, for its CRC64NVME (none for its part size).
+    let heads = moto.requests("HeadObject", &format!("/{bucket}/"));
+    let again = rows(moto, &format!("aws s3 sync '{}' s3://{bucket}/s/ --checksum", src.display()));
+    no_errors(&again);
+    assert!(again.iter().all(|r| r["action"] == "skip" && r["reason"] == "same checksum"), "{again:?}");
+    assert_eq!(moto.requests("HeadObject", &format!("/{bucket}/")) - heads, 1, "one HEAD, for the multipart object's CRC64NVME");
+
+    // The multipart file edited, same size: the CRC64NVME tells.
+    let mut edited = big.clone();
+    edited[7] ^= 0xff;
+    std::fs::write(src.join("big.bin"), &edited).unwrap();
+    set_mtime(&src.join("big.bin"), SystemTime::now() - Duration::from_secs(86_400));
+    let changed = rows(moto, &format!("aws s3 sync '{}' s3://{bucket}/s/ --checksum --dry-run", src.display()));
+    let changed: Vec<_> = plan(&changed).into_iter().filter(|(a, _, _)| a != "skip").collect();
+    assert_eq!(changed, [("upload".to_string(), "big.bin".to_string(), "checksum".to_string())]);
+    assert_eq!(moto.requests("PutObject", &format!("/{bucket}/s/")), 3, "nothing uploaded again");
 }
 
 #[test]
@@ -309,4 +365,84 @@ fn s3_to_s3_across_regions_goes_to_each_buckets_region() {
     let du = rows_via(moto, &proxy.endpoint(), "aws s3 du");
     let bytes = |bucket: &str| du.iter().find(|r| r["prefix"] == format!("s3://{bucket}/")).map(|r| r["bytes"].as_u64().unwrap());
     assert_eq!((bytes(eu), bytes(ap)), (Some(8), Some(8)), "every bucket summed in its own region: {du:?}");
+}
+
+#[test]
+fn a_checksum_rerun_reads_no_unchanged_file_and_rereads_a_changed_one() {
+    let moto = Moto::shared();
+    let bucket = "sync-hash-cache";
+    moto.harness("put-objects", &["--bucket", bucket, "--objects", "[]"]);
+    let src = moto.dir.join("hash-cache-src");
+    let keys = ["a.txt", "b/c.txt", "d e/f.json"];
+    let past = SystemTime::now() - Duration::from_secs(3600);
+    for key in keys {
+        write(&src, key, key);
+        set_mtime(&src.join(key), past);
+    }
+    let cache_dir = moto.dir.join("hash-cache-dir");
+    let env = moto.cached_env(&cache_dir);
+    // The run's rows, and its hash cache lookups (`aws metrics` of that process): files served
+    // by the cache, files read.
+    let run = |flags: &str| -> (Vec<serde_json::Value>, (u64, u64)) {
+        let script = format!(
+            "let rows = (aws s3 sync '{}' s3://{bucket}/ {flags}); let m = (aws metrics --session | where service == local and operation == HashFile); {{rows: $rows, hits: ($m | each {{|r| $r.hits_disk}} | append 0 | math sum), read: ($m | each {{|r| $r.misses}} | append 0 | math sum)}} | to json --raw",
+            src.display()
+        );
+        let out = moto.nuaws_with(env!("CARGO_BIN_EXE_nuaws"), env.clone(), &moto.endpoint, &moto.dir.join("cwd"), &script);
+        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        (v["rows"].as_array().cloned().unwrap_or_default(), (v["hits"].as_u64().unwrap_or(0), v["read"].as_u64().unwrap_or(0)))
+    };
+    let (up, _) = run("");
+    no_errors(&up);
+    let (first, lookups) = run("--checksum");
+    assert!(first.iter().all(|r| r["reason"] == "same checksum"), "{first:?}");
+    assert_eq!(lookups, (0, 3), "the first run by content reads every file");
+    let (second, lookups) = run("--checksum");
+    assert!(second.iter().all(|r| r["reason"] == "same checksum"), "{second:?}");
+    assert_eq!(lookups, (3, 0), "a rerun reads none");
+    // One file touched (same contents, another mtime), one edited at the same size.
+    set_mtime(&src.join("a.txt"), past + Duration::from_secs(1));
+    write(&src, "b/c.txt", "B/C.TXT");
+    set_mtime(&src.join("b/c.txt"), past + Duration::from_secs(2));
+    let (third, lookups) = run("--checksum");
+    assert_eq!(lookups, (1, 2), "only the changed files are read again");
+    let reasons: Vec<_> = plan(&third).into_iter().map(|(_, k, r)| (k, r)).collect();
+    assert_eq!(
+        reasons,
+        [("a.txt".to_string(), "same checksum".to_string()), ("b/c.txt".into(), "checksum".into()), ("d e/f.json".into(), "same checksum".into())]
+    );
+}
+
+#[test]
+fn a_listing_out_of_key_order_is_sorted_on_disk_and_nothing_is_deleted_wrongly() {
+    let moto = Moto::shared();
+    let bucket = "sync-unordered";
+    let objects = r#"[{"key": "a", "size": 1}, {"key": "b/c", "size": 2}, {"key": "d e", "size": 3}, {"key": "z", "size": 4}]"#;
+    moto.harness("put-objects", &["--bucket", bucket, "--objects", objects]);
+    let dst = moto.dir.join("unordered-dst");
+    write(&dst, "a", "x");
+    set_mtime(&dst.join("a"), SystemTime::now() + Duration::from_secs(3600));
+    write(&dst, "stale", "old");
+    // The proxy lists the bucket in reverse key order, as an S3 Express directory bucket may
+    // (it returns keys in no particular order, per AWS's ListObjectsV2 documentation).
+    let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::default().with_unordered_listing(bucket)).expect("proxy");
+    let got = rows_via(moto, &proxy.endpoint(), &format!("aws s3 sync s3://{bucket}/ '{}' --delete", dst.display()));
+    no_errors(&got);
+    // `a` came first in the merge only after the sort: a merge that trusted the order would have
+    // deleted it as "not in source".
+    assert_eq!(std::fs::read_to_string(dst.join("a")).unwrap(), "x", "a is kept: {got:?}");
+    assert!(!dst.join("stale").exists(), "{got:?}");
+    for (key, size) in [("b/c", 2), ("d e", 3), ("z", 4)] {
+        assert_eq!(std::fs::read(dst.join(key)).unwrap().len(), size, "{key}: {got:?}");
+    }
+    let deletes: Vec<_> = got.iter().filter(|r| r["action"] == "delete").map(|r| r["key"].as_str().unwrap()).collect();
+    assert_eq!(deletes, ["stale"]);
+    // Synced again through the same proxy: nothing to do.
+    let again = rows_via(moto, &proxy.endpoint(), &format!("aws s3 sync s3://{bucket}/ '{}' --delete", dst.display()));
+    no_errors(&again);
+    assert!(again.iter().all(|r| r["action"] == "skip"), "{again:?}");
+    for key in ["a", "b/c", "d e", "z"] {
+        assert!(dst.join(key).exists(), "{key} kept: {again:?}");
+    }
 }

@@ -35,6 +35,7 @@ Subcommands (each prints JSON on stdout; diagnostics go to stderr):
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import json
 import logging
@@ -319,6 +320,31 @@ class RequestLogger:
                     self._file.write(json.dumps(entry) + "\n")
 
 
+class _ListPartsRoot:
+    """moto 5.2.5 answers ListParts with a `<ListPartsResponse>` root; S3 (and its API model,
+    which the Rust SDK parses strictly) names it `<ListPartsResult>`. Renamed here, as S3 sends it."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        if environ.get("REQUEST_METHOD") != "GET" or "uploadId" not in query:
+            return self.app(environ, start_response)
+        held: list = []
+
+        def hold(status: str, headers: list, *exc: Any) -> Any:
+            held.append((status, headers, exc))
+            return lambda data: None
+
+        body = b"".join(self.app(environ, hold))
+        body = body.replace(b"<ListPartsResponse", b"<ListPartsResult").replace(b"</ListPartsResponse>", b"</ListPartsResult>")
+        status, headers, exc = held[-1]
+        headers = [(k, str(len(body)) if k.lower() == "content-length" else v) for k, v in headers]
+        start_response(status, headers, *exc)
+        return [body]
+
+
 def _stdin_is_pipe() -> bool:
     """True when stdin is a pipe or socket, i.e. EOF means the parent is gone.
 
@@ -379,7 +405,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return self._backend_cache[host]
 
     # Same app ThreadedMotoServer builds, served by us so it can be wrapped.
-    app: Callable = CachingDispatcher(create_backend_app)
+    app: Callable = _ListPartsRoot(CachingDispatcher(create_backend_app))
     logger = RequestLogger(app, args.log_requests) if args.log_requests else None
     server = make_server(
         args.host,
@@ -497,6 +523,45 @@ def cmd_seed_s3(args: argparse.Namespace) -> int:
     return 0
 
 
+def _crc64nvme(data: bytes) -> int:
+    """CRC-64/NVME (reflected, polynomial 0xAD93D23594C93659, init and xorout all ones): awscrt's
+    (which setup-venv.sh installs), else in pure Python (slow: small objects only)."""
+    try:
+        from awscrt import checksums
+
+        return checksums.crc64nvme(data)
+    except ImportError:
+        pass
+    table = _crc64nvme.table  # type: ignore[attr-defined]
+    crc = 0xFFFFFFFFFFFFFFFF
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFFFFFFFFFF
+
+
+def _crc64nvme_table() -> list[int]:
+    poly = 0x9A6C9329AC4BC9B5  # 0xAD93D23594C93659 reflected
+    table = []
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ poly if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_crc64nvme.table = _crc64nvme_table()  # type: ignore[attr-defined]
+
+
+def _has_awscrt() -> bool:
+    try:
+        import awscrt  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
 def cmd_list_s3(args: argparse.Namespace) -> int:
     s3 = _client("s3", args.endpoint, args.region)
     paginator = s3.get_paginator("list_objects_v2")
@@ -513,8 +578,19 @@ def cmd_list_s3(args: argparse.Namespace) -> int:
                     "etag": obj["ETag"],  # as S3 sends it: with the quotes
                     "last_modified": _iso(obj["LastModified"]),
                     "storage_class": obj.get("StorageClass"),
+                    "checksum_algorithm": obj.get("ChecksumAlgorithm"),
                 }
             )
+    if args.checksums:
+        # What S3 keeps (HEAD with checksum mode on), and the CRC64NVME of the body computed
+        # here (for objects up to 1 MiB without awscrt).
+        for o in objects:
+            head = s3.head_object(Bucket=args.bucket, Key=o["key"], ChecksumMode="ENABLED")
+            o["checksum_crc64nvme"] = head.get("ChecksumCRC64NVME")
+            o["checksum_type"] = head.get("ChecksumType")
+            if o["size"] <= 1 << 20 or _has_awscrt():
+                body = s3.get_object(Bucket=args.bucket, Key=o["key"])["Body"].read()
+                o["computed_crc64nvme"] = base64.b64encode(_crc64nvme(body).to_bytes(8, "big")).decode()
     objects.sort(key=lambda o: o["key"])
     _emit(objects)
     return 0
@@ -534,6 +610,20 @@ def cmd_put_objects(args: argparse.Namespace) -> int:
         if spec.get("delete"):  # in a versioned bucket: a delete marker
             s3.delete_object(Bucket=args.bucket, Key=spec["key"])
             continue
+        if "multipart" in spec:  # a completed multipart upload of parts of these sizes (boto3's checksum defaults)
+            upload = s3.create_multipart_upload(Bucket=args.bucket, Key=spec["key"])
+            done = []
+            for number, size in enumerate(spec["multipart"], start=1):
+                part = s3.upload_part(Bucket=args.bucket, Key=spec["key"], UploadId=upload["UploadId"], PartNumber=number, Body=b"x" * size)
+                done.append({"PartNumber": number, "ETag": part["ETag"]})
+            s3.complete_multipart_upload(Bucket=args.bucket, Key=spec["key"], UploadId=upload["UploadId"], MultipartUpload={"Parts": done})
+            continue
+        if "parts" in spec:  # an incomplete multipart upload: these parts uploaded, never completed
+            extra = {"StorageClass": spec["storage_class"]} if spec.get("storage_class") else {}
+            upload = s3.create_multipart_upload(Bucket=args.bucket, Key=spec["key"], **extra)
+            for number, size in enumerate(spec["parts"], start=1):
+                s3.upload_part(Bucket=args.bucket, Key=spec["key"], UploadId=upload["UploadId"], PartNumber=number, Body=b"p" * size)
+            continue
         extra = {"StorageClass": spec["storage_class"]} if spec.get("storage_class") else {}
         s3.put_object(Bucket=args.bucket, Key=spec["key"], Body=b"x" * spec["size"], **extra)
     _emit({"bucket": args.bucket, "objects": len(specs)})
@@ -548,6 +638,16 @@ def cmd_du_sums(args: argparse.Namespace) -> int:
     after the prefix counts at the prefix itself.
     """
     s3 = _client("s3", args.endpoint, args.region)
+    if args.uploads:
+        # Incomplete multipart uploads: how many, and the bytes of the parts uploaded so far.
+        uploads = [0, 0]
+        for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=args.bucket, Prefix=args.prefix):
+            for upload in page.get("Uploads", []):
+                uploads[0] += 1
+                parts = s3.get_paginator("list_parts").paginate(Bucket=args.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                uploads[1] += sum(p["Size"] for part_page in parts for p in part_page.get("Parts", []))
+        _emit({"uploads": uploads})
+        return 0
     if args.versions:
         by_kind: dict[str, list[int]] = {}
         pages = s3.get_paginator("list_object_versions").paginate(Bucket=args.bucket, Prefix=args.prefix)
@@ -1001,12 +1101,13 @@ def build_parser() -> argparse.ArgumentParser:
     with_endpoint(sp)
     sp.add_argument("--bucket", required=True)
     sp.add_argument("--prefix", default="")
+    sp.add_argument("--checksums", action="store_true", help="also each object's checksum as S3 keeps it, and its CRC64NVME computed here")
     sp.set_defaults(func=cmd_list_s3)
 
     sp = sub.add_parser("put-objects", help="put objects with chosen keys, sizes, storage classes")
     with_endpoint(sp)
     sp.add_argument("--bucket", required=True)
-    sp.add_argument("--objects", required=True, help='JSON: [{"key": .., "size": .., "storage_class": ..}] or {"key": .., "delete": true}')
+    sp.add_argument("--objects", required=True, help='JSON: [{"key": .., "size": .., "storage_class": ..}], {"key": .., "delete": true}, or {"key": .., "parts": [sizes]} (an incomplete upload)')
     sp.add_argument("--versioned", action="store_true", help="turn versioning on first")
     sp.set_defaults(func=cmd_put_objects)
 
@@ -1015,6 +1116,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--bucket", required=True)
     sp.add_argument("--prefix", default="")
     sp.add_argument("--versions", action="store_true", help="per kind of version instead")
+    sp.add_argument("--uploads", action="store_true", help="incomplete multipart uploads and their parts' bytes instead")
     sp.set_defaults(func=cmd_du_sums)
 
     sp = sub.add_parser("seed-ec2", help="launch many tagged instances")

@@ -21,7 +21,11 @@ set -euo pipefail
 MOTO_VERSION="5.2.5"
 BOTO3_VERSION="1.43.120"
 BOTOCORE_VERSION="1.43.120"
-PINS=("moto[server]==${MOTO_VERSION}" "boto3==${BOTO3_VERSION}" "botocore==${BOTOCORE_VERSION}")
+# awscrt at botocore's own `crt` pin: without it moto computes the CRC64NVME of a multipart
+# upload as a CRC32 (its fallback, moto/s3/utils.py), so the full-object checksums nuaws asks
+# for would read back wrong and fail the SDK's validation of downloads.
+AWSCRT_VERSION="0.36.0"
+PINS=("moto[server]==${MOTO_VERSION}" "boto3==${BOTO3_VERSION}" "botocore==${BOTOCORE_VERSION}" "awscrt==${AWSCRT_VERSION}")
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "${here}/../.." && pwd)"

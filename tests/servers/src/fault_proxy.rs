@@ -108,6 +108,11 @@ pub struct FaultConfig {
     /// S3 request for one gets `403 InvalidAccessKeyId`, as the region knows none of the
     /// account's keys. For testing a redirect to a region the credentials cannot reach.
     pub disabled_regions: BTreeSet<String>,
+    /// Buckets whose ListObjectsV2 pages come with their objects in reverse key order, as an S3
+    /// Express directory bucket may list them (AWS's ListObjectsV2 documentation: directory
+    /// buckets do not return results in lexicographical order) and as some S3-compatible
+    /// endpoints do; for testing that a client does not take a listing's order on trust.
+    pub unordered_listings: BTreeSet<String>,
 }
 
 /// Which kind of S3 endpoint the proxy plays when a request reaches the wrong region.
@@ -167,6 +172,7 @@ impl Default for FaultConfig {
             list_bucket_regions: true,
             redirect_loops: BTreeSet::new(),
             disabled_regions: BTreeSet::new(),
+            unordered_listings: BTreeSet::new(),
         }
     }
 }
@@ -272,6 +278,12 @@ impl FaultConfig {
         self
     }
 
+    /// `bucket`'s listings come out of key order (see `unordered_listings`).
+    pub fn with_unordered_listing(mut self, bucket: &str) -> FaultConfig {
+        self.unordered_listings.insert(bucket.to_owned());
+        self
+    }
+
     /// Checks the values a caller could get wrong; the proxy refuses such a config rather than
     /// guessing what was meant.
     pub fn validate(&self) -> Result<(), String> {
@@ -296,7 +308,7 @@ impl FaultConfig {
             return Err(format!("fail_status {} is not an HTTP status", self.fail_status));
         }
         // Both end up in headers and XML: keep them to what S3 allows rather than escape them.
-        for bucket in self.bucket_regions.keys().chain(&self.redirect_loops) {
+        for bucket in self.bucket_regions.keys().chain(&self.redirect_loops).chain(&self.unordered_listings) {
             if bucket.is_empty() || bucket.contains('/') || bucket.chars().any(|c| c.is_ascii_control()) {
                 return Err(format!("{bucket:?} is not a bucket name"));
             }
@@ -333,6 +345,7 @@ impl FaultConfig {
             "list_bucket_regions": self.list_bucket_regions,
             "redirect_loops": self.redirect_loops,
             "disabled_regions": self.disabled_regions,
+            "unordered_listings": self.unordered_listings,
         })
     }
 
@@ -340,7 +353,7 @@ impl FaultConfig {
     /// posted config replaces the previous one entirely; unknown fields are an error, to catch typos.
     pub fn from_json(value: &Value) -> Result<FaultConfig, String> {
         let object = value.as_object().ok_or("the config must be a JSON object")?;
-        const FIELDS: [&str; 15] = [
+        const FIELDS: [&str; 16] = [
             "latency_ms",
             "throttle_rate",
             "throttle_burst",
@@ -356,6 +369,7 @@ impl FaultConfig {
             "list_bucket_regions",
             "redirect_loops",
             "disabled_regions",
+            "unordered_listings",
         ];
         if let Some(unknown) = object.keys().find(|key| !FIELDS.contains(&key.as_str())) {
             return Err(format!(
@@ -421,6 +435,7 @@ impl FaultConfig {
         };
         let redirect_loops = string_set(object, "redirect_loops", "bucket names")?;
         let disabled_regions = string_set(object, "disabled_regions", "region names")?;
+        let unordered_listings = string_set(object, "unordered_listings", "bucket names")?;
         let config = FaultConfig {
             latency: Duration::from_millis(whole("latency_ms")?.unwrap_or(0)),
             throttle,
@@ -436,6 +451,7 @@ impl FaultConfig {
             list_bucket_regions,
             redirect_loops,
             disabled_regions,
+            unordered_listings,
         };
         config.validate()?;
         Ok(config)
@@ -992,6 +1008,8 @@ enum RegionPlan {
         regions: BTreeMap<String, String>,
         list_bucket_regions: bool,
     },
+    /// ListObjectsV2 of an `unordered_listings` bucket: forwarded, the page's objects reversed.
+    Unordered,
 }
 
 impl ProxyShared {
@@ -1020,6 +1038,13 @@ impl ProxyShared {
         }
         let faults = lock(&self.faults);
         let config = &faults.config;
+        if !config.unordered_listings.is_empty() && request.method() == Method::GET {
+            let target = S3Target::of(request, self.port.get().copied());
+            let listing = query_pairs(request.uri().query().unwrap_or("")).iter().any(|(name, value)| name == "list-type" && value == "2");
+            if listing && target.key.is_empty() && target.bucket.as_ref().is_some_and(|b| config.unordered_listings.contains(b)) {
+                return RegionPlan::Unordered;
+            }
+        }
         if config.bucket_regions.is_empty()
             && config.redirect_loops.is_empty()
             && config.disabled_regions.is_empty()
@@ -1128,30 +1153,74 @@ impl ProxyShared {
                 regions,
                 list_bucket_regions,
             } => {
-                let encoded = response
-                    .headers()
-                    .get(header::CONTENT_ENCODING)
-                    .is_some_and(|value| value.as_bytes() != b"identity");
-                if response.status() != StatusCode::OK || encoded {
-                    return Ok(boxed(response));
-                }
-                let (mut parts, body) = response.into_parts();
-                let body = Limited::new(body, LIST_BUCKETS_LIMIT).collect().await?.to_bytes();
-                let body = match std::str::from_utf8(&body) {
-                    Ok(xml) if xml.contains("<ListAllMyBucketsResult") => {
-                        Bytes::from(set_bucket_regions(xml, &regions, list_bucket_regions))
-                    }
-                    _ => body,
-                };
-                parts
-                    .headers
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-                let body = http_body_util::Full::new(body).map_err(|never| match never {}).boxed();
-                Ok(Response::from_parts(parts, body))
+                rewrite_xml(response, "<ListAllMyBucketsResult", |xml| set_bucket_regions(xml, &regions, list_bucket_regions)).await
             }
+            RegionPlan::Unordered => rewrite_xml(response, "<ListBucketResult", reverse_contents).await,
             RegionPlan::Transparent | RegionPlan::Refuse(_) | RegionPlan::Locate(_) => Ok(boxed(response)),
         }
     }
+}
+
+/// An upstream XML answer rewritten by `rewrite` when it is a `200` whose body (unencoded, within
+/// [`LIST_BUCKETS_LIMIT`]) contains `marker`; any other answer as it came.
+async fn rewrite_xml(
+    response: Response<Incoming>,
+    marker: &str,
+    rewrite: impl FnOnce(&str) -> String,
+) -> Result<Response<ResponseBody>, BoxError> {
+    let encoded = response
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|value| value.as_bytes() != b"identity");
+    if response.status() != StatusCode::OK || encoded {
+        return Ok(response.map(|body| body.map_err(BoxError::from).boxed()));
+    }
+    let (mut parts, body) = response.into_parts();
+    let body = Limited::new(body, LIST_BUCKETS_LIMIT).collect().await?.to_bytes();
+    let body = match std::str::from_utf8(&body) {
+        Ok(xml) if xml.contains(marker) => Bytes::from(rewrite(xml)),
+        _ => body,
+    };
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    let body = http_body_util::Full::new(body).map_err(|never| match never {}).boxed();
+    Ok(Response::from_parts(parts, body))
+}
+
+/// A ListObjectsV2 page with its `<Contents>` rows in reverse order, everything else in place.
+fn reverse_contents(xml: &str) -> String {
+    const OPEN: &str = "<Contents>";
+    const CLOSE: &str = "</Contents>";
+    let mut rows = Vec::new();
+    let mut between = Vec::new();
+    let mut rest = xml;
+    let mut head = None;
+    while let Some(start) = rest.find(OPEN) {
+        let Some(length) = rest[start..].find(CLOSE) else {
+            break;
+        };
+        let end = start + length + CLOSE.len();
+        match head {
+            None => head = Some(&rest[..start]),
+            Some(_) => between.push(&rest[..start]),
+        }
+        rows.push(&rest[start..end]);
+        rest = &rest[end..];
+    }
+    let Some(head) = head else {
+        return xml.to_owned();
+    };
+    let mut out = String::with_capacity(xml.len());
+    out.push_str(head);
+    for (i, row) in rows.iter().rev().enumerate() {
+        if i > 0 {
+            out.push_str(between[i - 1]);
+        }
+        out.push_str(row);
+    }
+    out.push_str(rest);
+    out
 }
 
 /// S3's `301 PermanentRedirect` to `bucket` in `region`; a HEAD gets only the status and headers.

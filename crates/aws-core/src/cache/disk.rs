@@ -230,6 +230,28 @@ impl DiskCache {
         }
     }
 
+    /// [`DiskCache::insert`] of many entries in one write transaction (one sync to disk rather
+    /// than one per entry), for callers that store many small entries at once (the hash cache).
+    /// Entries that are expired or too big are left out; if the map is full, the batch is skipped.
+    pub fn insert_many(&self, entries: &[Entry]) {
+        let Some(shared) = self.shared.as_ref() else {
+            return;
+        };
+        let now = self.clock.wall();
+        let values: Vec<(Digest, Vec<u8>)> = entries
+            .iter()
+            .filter(|e| !wall_expired(e.created_at, e.expires_at, now))
+            .map(|e| (digest(&e.key), encode(e)))
+            .filter(|(_, v)| encoded_is_storable(v) && (v.len() as u64) <= self.budget)
+            .collect();
+        if values.is_empty() {
+            return;
+        }
+        if shared.run(|h| h.put_many_within_budget(&values, self.budget, now)).is_none() {
+            log::debug!("disk cache: skipped writing a batch of {}", values.len());
+        }
+    }
+
     /// Removes every entry whose key satisfies `pred`; returns how many. `pred` runs outside
     /// any transaction. Entries whose key cannot be read are removed too (they could never be
     /// served) but not counted. Records are not entries: `pred` never sees them.
@@ -989,6 +1011,18 @@ impl Handle {
         if self.used_bytes(&wtxn)? > budget {
             let target = budget / 100 * EVICT_TO_PERCENT;
             self.evict(&mut wtxn, target, Some(digest), now)?;
+        }
+        wtxn.commit()
+    }
+
+    fn put_many_within_budget(&self, values: &[(Digest, Vec<u8>)], budget: u64, now: SystemTime) -> heed::Result<()> {
+        let mut wtxn = self.env.write_txn()?;
+        for (digest, value) in values {
+            self.db.put(&mut wtxn, digest.as_slice(), value)?;
+        }
+        if self.used_bytes(&wtxn)? > budget {
+            let target = budget / 100 * EVICT_TO_PERCENT;
+            self.evict(&mut wtxn, target, values.last().map(|(d, _)| d), now)?;
         }
         wtxn.commit()
     }

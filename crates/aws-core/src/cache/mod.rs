@@ -15,6 +15,8 @@
 //! - [`policy`]: the allowlist of cacheable operations and their TTLs.
 //! - [`tiered`]: [`Cache`], the tiers together: get-or-fetch, invalidation, counters.
 //! - [`feed`]: [`RowFeed`], a listing replayed from the cache or streamed and recorded.
+//! - [`hashes`]: [`HashCache`], the digests of local files, kept on disk while the files are
+//!   unchanged (`aws s3 sync --checksum`).
 //!
 //! Not here: the shell commands. Nothing in this module logs cache values or key material; logs name entries by a short
 //! hash of their key only.
@@ -24,6 +26,7 @@ pub mod codec;
 mod dir;
 pub mod disk;
 pub mod feed;
+pub mod hashes;
 pub mod key;
 pub mod memory;
 pub mod policy;
@@ -37,6 +40,7 @@ pub use clock::{Clock, MockClock, SystemClock};
 pub use codec::{CodecError, Entry, decode, encode};
 pub use disk::DiskCache;
 pub use feed::{RowFeed, Source};
+pub use hashes::{FileDigests, HashCache};
 pub use key::{Identity, Request, cache_key, glob_matches, key_parts, shared_group};
 pub use memory::MemoryCache;
 pub use policy::CachePolicy;

@@ -23,7 +23,8 @@ pub struct Grouping {
     pub depth: usize,
     pub storage_class: bool,
     pub age: bool,
-    /// By kind of version (current, noncurrent, delete marker), for listings of versions.
+    /// By kind of version (current, noncurrent, delete marker; incomplete upload for the
+    /// uploads of [`super::uploads::list_uploads`]), for listings of versions and uploads.
     pub versions: bool,
 }
 
@@ -163,6 +164,7 @@ mod tests {
             modified: Some(now - chrono::Duration::days(days_old)),
             etag: None,
             storage_class: Some(class.into()),
+            checksum_algorithm: None,
         }
     }
 

@@ -135,23 +135,35 @@ pub struct Listed {
     /// Unquoted.
     pub etag: Option<String>,
     pub storage_class: Option<String>,
+    /// The additional checksum S3 keeps of the object, as listed: its algorithm (`CRC64NVME`,
+    /// `CRC32`, ...), never its value (that takes a HEAD with checksum mode on).
+    pub checksum_algorithm: Option<String>,
+}
+
+impl Listed {
+    /// One object of a ListObjectsV2 page.
+    pub fn from_object(o: &aws_sdk_s3::types::Object) -> Self {
+        Listed {
+            key: o.key().unwrap_or_default().to_string(),
+            size: o.size().unwrap_or(0).max(0) as u64,
+            modified: o.last_modified().and_then(crate::row::smithy_to_chrono),
+            etag: o.e_tag().map(|e| unquote_etag(e).to_string()),
+            storage_class: o.storage_class().map(|c| c.as_str().to_string()),
+            // A full-object CRC64NVME is what `sync --checksum` can use; otherwise the first.
+            checksum_algorithm: o
+                .checksum_algorithm()
+                .iter()
+                .find(|a| **a == aws_sdk_s3::types::ChecksumAlgorithm::Crc64Nvme)
+                .or_else(|| o.checksum_algorithm().first())
+                .map(|a| a.as_str().to_string()),
+        }
+    }
 }
 
 /// The objects of `request` (recursive: everything below the prefix, no delimiter), in S3's key
 /// order, asked of the bucket's region.
 pub fn list_listed(session: &Arc<Session>, request: ListObjects) -> PageStream<Listed> {
-    list_pages(session, request, |_, out| {
-        out.contents()
-            .iter()
-            .map(|o| Listed {
-                key: o.key().unwrap_or_default().to_string(),
-                size: o.size().unwrap_or(0).max(0) as u64,
-                modified: o.last_modified().and_then(crate::row::smithy_to_chrono),
-                etag: o.e_tag().map(|e| unquote_etag(e).to_string()),
-                storage_class: o.storage_class().map(|c| c.as_str().to_string()),
-            })
-            .collect()
-    })
+    list_pages(session, request, |_, out| out.contents().iter().map(Listed::from_object).collect())
 }
 
 /// What a version of a listing of versions is.
@@ -180,10 +192,7 @@ pub fn list_versions(session: &Arc<Session>, url: S3Url, page_size: i32) -> Page
         let (router, url) = (router.clone(), url.clone());
         async move {
             // The next page starts after a key and a version: both in the one token.
-            let (key_marker, version_marker) = match token.as_deref().and_then(|t| t.split_once('\0')) {
-                Some((k, v)) => (Some(k.to_string()), Some(v.to_string()).filter(|v| !v.is_empty())),
-                None => (None, None),
-            };
+            let (key_marker, version_marker) = split_markers(token.as_deref());
             let page = |client: aws_sdk_s3::Client| {
                 let mut call = client
                     .list_object_versions()
@@ -205,6 +214,7 @@ pub fn list_versions(session: &Arc<Session>, url: S3Url, page_size: i32) -> Page
                     modified: v.last_modified().and_then(crate::row::smithy_to_chrono),
                     etag: v.e_tag().map(|e| unquote_etag(e).to_string()),
                     storage_class: v.storage_class().map(|c| c.as_str().to_string()),
+                    checksum_algorithm: v.checksum_algorithm().first().map(|a| a.as_str().to_string()),
                 };
                 (listed, kind)
             });
@@ -215,19 +225,30 @@ pub fn list_versions(session: &Arc<Session>, url: S3Url, page_size: i32) -> Page
                     modified: m.last_modified().and_then(crate::row::smithy_to_chrono),
                     etag: None,
                     storage_class: None,
+                    checksum_algorithm: None,
                 };
                 (listed, VersionKind::DeleteMarker)
             });
             let items: Vec<_> = versions.chain(markers).collect();
-            let next = if out.is_truncated() == Some(true) {
-                let key = out.next_key_marker().unwrap_or_default();
-                Some(format!("{key}\0{}", out.next_version_id_marker().unwrap_or_default())).filter(|_| !key.is_empty())
-            } else {
-                None
-            };
+            let next = join_markers(out.is_truncated(), out.next_key_marker(), out.next_version_id_marker());
             Ok((items, next))
         }
     })
+}
+
+/// The key marker and second marker (version id, upload id) a paging token of
+/// [`join_markers`] holds.
+pub(crate) fn split_markers(token: Option<&str>) -> (Option<String>, Option<String>) {
+    match token.and_then(|t| t.split_once('\0')) {
+        Some((k, v)) => (Some(k.to_string()), Some(v.to_string()).filter(|v| !v.is_empty())),
+        None => (None, None),
+    }
+}
+
+/// The paging token of a listing paged by a key marker and a second marker; `None` at the end.
+pub(crate) fn join_markers(truncated: Option<bool>, key: Option<&str>, second: Option<&str>) -> Option<String> {
+    let key = key.filter(|k| truncated == Some(true) && !k.is_empty())?;
+    Some(format!("{key}\0{}", second.unwrap_or_default()))
 }
 
 /// Makes the items of one ListObjectsV2 page.

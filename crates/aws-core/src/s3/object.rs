@@ -1,6 +1,7 @@
 //! Single-object operations: head, get (as a blocking [`std::io::Read`] over the streamed body),
-//! put (one request up to [`PART_SIZE`], multipart above it, memory bounded by one part), and
-//! batched delete (up to 1000 keys per DeleteObjects request).
+//! put (one request up to [`PART_SIZE`], multipart above it, memory bounded by one part; with a
+//! full-object CRC64NVME either way), and batched delete (up to 1000 keys per DeleteObjects
+//! request).
 
 use std::io::Read;
 use std::sync::Arc;
@@ -148,6 +149,7 @@ pub fn put_object(
                 .bucket(&url.bucket)
                 .key(&url.key)
                 .set_content_type(content_type.map(str::to_string))
+                .checksum_algorithm(crate::s3::checksum::ALGORITHM)
                 .body(ByteStream::from(body.clone()));
             async move { call.send().await.map_err(|e| AwsError::from_sdk(op, e)) }
         });
@@ -178,6 +180,8 @@ fn put_multipart(
             .create_multipart_upload()
             .bucket(&url.bucket)
             .key(&url.key)
+            .checksum_algorithm(crate::s3::checksum::ALGORITHM)
+            .checksum_type(crate::s3::checksum::MULTIPART_TYPE)
             .set_content_type(content_type.map(str::to_string));
         async move { call.send().await.map_err(|e| AwsError::from_sdk(op, e)) }
     });
@@ -192,7 +196,8 @@ fn put_multipart(
         let mut part = first;
         while !part.is_empty() {
             let number = parts.len() as i32 + 1;
-            size += part.len() as u64;
+            let length = part.len() as u64;
+            size += length;
             let op = "S3 UploadPart";
             let out = block_on(
                 interrupt,
@@ -202,17 +207,20 @@ fn put_multipart(
                     .key(&url.key)
                     .upload_id(&upload_id)
                     .part_number(number)
+                    .checksum_algorithm(crate::s3::checksum::ALGORITHM)
                     .body(ByteStream::from(part))
                     .send(),
             )
             .map_err(interrupted(op))?
             .map_err(|e| AwsError::from_sdk(op, e))?;
-            parts.push(
+            parts.push((
                 CompletedPart::builder()
                     .part_number(number)
                     .set_e_tag(out.e_tag().map(str::to_string))
+                    .set_checksum_crc64_nvme(out.checksum_crc64_nvme().map(str::to_string))
                     .build(),
-            );
+                length,
+            ));
             part = read_part(reader, PART_SIZE).map_err(|e| io_error(op, e))?;
         }
         let op = "S3 CompleteMultipartUpload";
@@ -223,7 +231,9 @@ fn put_multipart(
                 .bucket(&url.bucket)
                 .key(&url.key)
                 .upload_id(&upload_id)
-                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                .checksum_type(crate::s3::checksum::MULTIPART_TYPE)
+                .set_checksum_crc64_nvme(crate::s3::transfer::full_object_crc(&parts))
+                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts.into_iter().map(|(p, _)| p).collect())).build())
                 .send(),
         )
         .map_err(interrupted(op))?

@@ -1,24 +1,28 @@
 //! The planner of `aws s3 sync`: a streaming merge-join of two listings (a local walk or an S3
 //! listing on each side) in S3's key order, turning each key into a [`Step`]: upload, download,
 //! copy, delete or skip, with the reason. Also the content comparison of `--checksum` (MD5s
-//! against single-part ETags, multipart ETags recomputed with the object's part size) and the
-//! on-disk [`DeleteSpool`] where deletions wait until every transfer has succeeded.
+//! against single-part ETags, S3's full-object CRC64NVME, multipart ETags recomputed with the
+//! object's part size; local digests through the hash cache) and the on-disk [`DeleteSpool`]
+//! where deletions wait until every transfer has succeeded.
 //!
 //! Memory: one entry of each side, plus what the listings themselves hold (two pages; the
 //! directories on the current path). Neither listing is ever collected. Each side's order is
-//! verified as it streams: a side out of order (an odd endpoint, a directory bucket) ends the
-//! plan with a failed step, which also forbids any deletion.
+//! verified as it streams: a side found out of order (an odd endpoint) is listed again through
+//! an external sort on disk ([`super::sort`]) and the plan starts again ([`Plan::relisting`]);
+//! S3 Express directory buckets, unordered by design, are sorted from the start. A plan that
+//! cannot list again ends with a failed step, which also forbids any deletion.
 //!
 //! Not here: running the transfers (the command hands steps to the request engine) or showing
 //! them.
 
-use std::io::{BufRead, BufReader, Read, Seek, Write};
+use std::io::{BufRead, BufReader, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::cache::hashes::{FileDigests, HashCache};
 use crate::error::{AwsError, ErrorKind};
 use crate::pagination::{Next, PageStream};
 use crate::s3::list::Listed;
@@ -88,6 +92,8 @@ pub struct Entry {
     pub size: u64,
     pub modified: Option<DateTime<Utc>>,
     pub etag: Option<String>,
+    /// The algorithm of the additional checksum S3 keeps, on an S3 side (`CRC64NVME`, ...).
+    pub checksum: Option<String>,
     /// The file, on a local side.
     pub path: Option<PathBuf>,
 }
@@ -129,16 +135,25 @@ pub fn side_items(
                 size: f.size,
                 modified: f.modified,
                 etag: None,
+                checksum: None,
                 path: Some(f.path),
             }),
             Walked::Skipped { key, reason } => SideItem::Skipped { key, reason },
             Walked::Error { key, error } => SideItem::Failed { key, error: error.to_string() },
         })),
-        Place::S3(url) => Box::new(Listing {
-            stream: Some(crate::s3::list::list_listed(session, crate::s3::list::ListObjects::new(url.clone(), true))),
-            prefix: url.key.clone(),
-            interrupted,
-        }),
+        Place::S3(url) => {
+            let listing = Box::new(Listing {
+                stream: Some(crate::s3::list::list_listed(session, crate::s3::list::ListObjects::new(url.clone(), true))),
+                prefix: url.key.clone(),
+                interrupted,
+            });
+            // Directory buckets list in no order: sorted on disk before the merge reads them.
+            if crate::s3::sort::is_directory_bucket(&url.bucket) {
+                Box::new(crate::s3::sort::LazySorted::new(listing))
+            } else {
+                listing
+            }
+        }
     }
 }
 
@@ -169,6 +184,7 @@ impl Iterator for Listing {
                         size: o.size,
                         modified: o.modified,
                         etag: o.etag,
+                        checksum: o.checksum_algorithm,
                         path: None,
                     }));
                 }
@@ -321,12 +337,18 @@ pub fn not_a_local_path(key: &str) -> Option<&'static str> {
     None
 }
 
+/// Lists a side again from its start, for a plan that restarts with a side sorted.
+pub type Relist = Box<dyn FnMut() -> Box<dyn Iterator<Item = SideItem> + Send> + Send>;
+
 /// One side, its order verified as it streams.
 struct Ordered {
     items: Box<dyn Iterator<Item = SideItem> + Send>,
     name: &'static str,
     last: Option<String>,
     peeked: Option<Entry>,
+    relist: Option<Relist>,
+    /// Listed again through an external sort, after it was found out of order.
+    sorted: bool,
 }
 
 /// What an [`Ordered`] side offers next.
@@ -345,7 +367,19 @@ impl Ordered {
             name,
             last: None,
             peeked: None,
+            relist: None,
+            sorted: false,
         }
+    }
+
+    /// Starts the side again from its beginning, through an external sort if it is `sorted`.
+    fn relist(&mut self) -> bool {
+        let Some(relist) = self.relist.as_mut() else { return false };
+        let items = relist();
+        self.items = if self.sorted { Box::new(crate::s3::sort::LazySorted::new(items)) } else { items };
+        self.last = None;
+        self.peeked = None;
+        true
     }
 
     /// Fills `peeked` with the next entry the filters want, or hands out what is not an entry.
@@ -395,6 +429,12 @@ pub struct Plan {
     stopped: bool,
     /// Source keys the filters let through, so far.
     seen: Arc<std::sync::atomic::AtomicU64>,
+    /// Times the plan started again with a side sorted on disk.
+    restarts: Arc<std::sync::atomic::AtomicU64>,
+    /// The greatest key a step was given for.
+    emitted: Option<String>,
+    /// After a restart: the greatest key given before it (its skips are not given again).
+    replayed: Option<String>,
 }
 
 impl Plan {
@@ -411,7 +451,60 @@ impl Plan {
             options,
             stopped: false,
             seen: Arc::default(),
+            restarts: Arc::default(),
+            emitted: None,
+            replayed: None,
         }
+    }
+
+    /// Lets the plan list each side again, so that a side found out of S3's key order (an
+    /// S3 Express directory bucket, an odd endpoint) is sorted on disk and the plan starts again,
+    /// instead of ending there. Without this, a side out of order ends the plan with an error.
+    ///
+    /// On such a restart, deletions noted so far are void (see [`Plan::restarts`]); transfers
+    /// already made stand, and both sides are listed afresh, so the destination shows them.
+    /// Skips of keys before the point reached are not given again; a transfer still in flight
+    /// may be planned (and made) twice.
+    pub fn relisting(mut self, source: Relist, dest: Relist) -> Self {
+        self.source.relist = Some(source);
+        self.dest.relist = Some(dest);
+        self
+    }
+
+    /// How many times the plan has started again with a side sorted: deletions noted before the
+    /// latest restart must be forgotten (the plan gives them again if they still hold).
+    pub fn restarts(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.restarts.clone()
+    }
+
+    /// A side is out of order: start again with it sorted, or end with `error`.
+    fn out_of_order(&mut self, source_side: bool, key: String, error: String) -> Option<Step> {
+        let sorted = if source_side { self.source.sorted } else { self.dest.sorted };
+        let can = !sorted && self.source.relist.is_some() && self.dest.relist.is_some();
+        if !can {
+            self.stopped = true;
+            return Some(Step::failed(key, error));
+        }
+        let side = if source_side { &mut self.source } else { &mut self.dest };
+        side.sorted = true;
+        log::debug!("sync: the {} is not in key order; listing it again, sorted on disk", side.name);
+        self.source.relist();
+        self.dest.relist();
+        self.replayed = self.emitted.clone().max(self.replayed.take());
+        self.restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        None
+    }
+
+    /// Whether `step` is to be given: not a skip already given before a restart.
+    fn gives(&mut self, step: &Step) -> bool {
+        let replayed = self.replayed.as_ref().is_some_and(|upto| step.key.as_bytes() <= upto.as_bytes());
+        if replayed && step.action == Action::Skip && step.error.is_none() {
+            return false;
+        }
+        if self.emitted.as_ref().is_none_or(|e| step.key.as_bytes() > e.as_bytes()) {
+            self.emitted = Some(step.key.clone());
+        }
+        true
     }
 
     /// The number of source keys the plan has met (after filters), read as it runs: none at
@@ -480,6 +573,17 @@ impl Iterator for Plan {
 
     fn next(&mut self) -> Option<Step> {
         loop {
+            let step = self.next_step()?;
+            if self.gives(&step) {
+                return Some(step);
+            }
+        }
+    }
+}
+
+impl Plan {
+    fn next_step(&mut self) -> Option<Step> {
+        loop {
             if self.stopped {
                 return None;
             }
@@ -487,20 +591,20 @@ impl Iterator for Plan {
             match self.source.head(&filters) {
                 Head::Other(SideItem::Skipped { key, reason }) => return Some(Step::new(Action::Skip, key, reason, None)),
                 Head::Other(SideItem::Failed { key, error }) => return Some(Step::failed(key, error)),
-                Head::OutOfOrder { key, error } => {
-                    self.stopped = true;
-                    return Some(Step::failed(key, error));
-                }
+                Head::OutOfOrder { key, error } => match self.out_of_order(true, key, error) {
+                    Some(step) => return Some(step),
+                    None => continue,
+                },
                 Head::Other(SideItem::Entry(_)) | Head::Entry | Head::End => {}
             }
             match self.dest.head(&filters) {
                 // What the destination cannot hold in a key is not for this sync to touch.
                 Head::Other(SideItem::Skipped { .. }) => continue,
                 Head::Other(SideItem::Failed { key, error }) => return Some(Step::failed(key, error)),
-                Head::OutOfOrder { key, error } => {
-                    self.stopped = true;
-                    return Some(Step::failed(key, error));
-                }
+                Head::OutOfOrder { key, error } => match self.out_of_order(false, key, error) {
+                    Some(step) => return Some(step),
+                    None => continue,
+                },
                 Head::Other(SideItem::Entry(_)) | Head::Entry | Head::End => {}
             }
             let order = match (&self.source.peeked, &self.dest.peeked) {
@@ -541,56 +645,28 @@ pub enum ContentVerdict {
     Unknown(String),
 }
 
-/// The MD5 of `length` bytes of a file from `offset`, and the bytes read.
-fn md5_of(file: &mut std::fs::File, length: u64) -> std::io::Result<([u8; 16], u64)> {
-    use md5::Digest;
-    let mut hasher = md5::Md5::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = length;
-    let mut read_total = 0;
-    while left > 0 {
-        let want = (buf.len() as u64).min(left) as usize;
-        let n = file.read(&mut buf[..want])?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        left -= n as u64;
-        read_total += n as u64;
-    }
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&hasher.finalize());
-    Ok((out, read_total))
+/// An object's side of a content comparison: where it is, and what its listing said.
+#[derive(Clone, Debug)]
+pub struct ObjectFacts {
+    pub url: S3Url,
+    pub etag: Option<String>,
+    /// The additional checksum's algorithm, as listed.
+    pub checksum_algorithm: Option<String>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The ETag S3 gives the file's contents: its MD5 (`part_size` = `None`), or, uploaded in parts
-/// of `part_size`, the MD5 of the parts' MD5s followed by `-` and the number of parts.
-pub fn local_etag(path: &Path, part_size: Option<u64>) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let size = file.metadata()?.len();
-    let Some(part_size) = part_size.filter(|p| *p > 0) else {
-        return Ok(hex(&md5_of(&mut file, size)?.0));
-    };
-    use md5::Digest;
-    let mut outer = md5::Md5::new();
-    let mut parts = 0u64;
-    file.seek(std::io::SeekFrom::Start(0))?;
-    loop {
-        let (digest, read) = md5_of(&mut file, part_size)?;
-        if read == 0 && parts > 0 {
-            break;
-        }
-        outer.update(digest);
-        parts += 1;
-        if read < part_size {
-            break;
+impl ObjectFacts {
+    fn new(url: S3Url, entry: &Entry) -> Self {
+        Self {
+            url,
+            etag: entry.etag.clone(),
+            checksum_algorithm: entry.checksum.clone(),
         }
     }
-    Ok(format!("{}-{parts}", hex(&outer.finalize())))
+
+    /// Listed with a CRC64NVME, which is always of the full object.
+    fn has_crc64nvme(&self) -> bool {
+        self.checksum_algorithm.as_deref() == Some(crate::s3::checksum::ALGORITHM.as_str())
+    }
 }
 
 /// An ETag's kind: `Some(None)` a plain MD5, `Some(Some(n))` a multipart ETag of `n` parts,
@@ -616,35 +692,103 @@ async fn part_size(router: &BucketRouter, url: &S3Url) -> Result<u64, AwsError> 
     Ok(out.content_length().unwrap_or(0).max(0) as u64)
 }
 
-/// Compares by content, for `--checksum`: a local file against an object's ETag (its MD5, or
-/// the multipart ETag recomputed with the object's part size, asked of S3 with one HEAD), or two
-/// objects' ETags. Objects encrypted with SSE-KMS or SSE-C have ETags that are no MD5: they
-/// compare as different, and are transferred.
-pub async fn compare_content(router: BucketRouter, local: Option<PathBuf>, object: S3Url, object_etag: Option<String>, other_etag: Option<String>) -> Result<ContentVerdict, AwsError> {
-    let Some(etag) = object_etag else {
-        return Ok(ContentVerdict::Unknown("S3 gave no ETag".into()));
-    };
+/// The object's full-object CRC64NVME (one HEAD with checksum mode on); `None` if S3 keeps
+/// none, or only a composite one (of parts).
+async fn full_object_crc64(router: &BucketRouter, url: &S3Url) -> Result<Option<u64>, AwsError> {
+    let op = "S3 HeadObject";
+    let out = router
+        .call(&url.bucket, |client| {
+            let call = client
+                .head_object()
+                .bucket(&url.bucket)
+                .key(&url.key)
+                .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled);
+            async move { call.send().await.map_err(|e| AwsError::from_sdk(op, e)) }
+        })
+        .await?;
+    if out.checksum_type().is_some_and(|t| *t != aws_sdk_s3::types::ChecksumType::FullObject) {
+        return Ok(None);
+    }
+    Ok(out.checksum_crc64_nvme().and_then(crate::s3::checksum::decode_crc64))
+}
+
+/// The digests of a local file, through the hash cache, off the async threads.
+async fn local_digests(hashes: &HashCache, path: PathBuf, part_size: Option<u64>) -> Result<FileDigests, AwsError> {
+    let hashes = hashes.clone();
+    tokio::task::spawn_blocking(move || hashes.digests(&path, part_size, crate::s3::checksum::digest_file).map_err(|e| (path, e)))
+        .await
+        .map_err(|e| AwsError::new(ErrorKind::Local, "checksum", e.to_string()))?
+        .map_err(|(path, e)| AwsError::new(ErrorKind::Local, "checksum", format!("{}: {e}", path.display())))
+}
+
+fn same_if(equal: bool) -> ContentVerdict {
+    if equal { ContentVerdict::Same } else { ContentVerdict::Differs }
+}
+
+/// Compares by content, for `--checksum`, at the least cost in requests:
+/// - a local file against an object: its MD5 against a single-part ETag (no request); else the
+///   object's full-object CRC64NVME when listed with one (one HEAD; also when the MD5 differs,
+///   since an SSE-KMS ETag is no MD5); else the multipart ETag recomputed with the object's part
+///   size (one HEAD). The file's digests come from `hashes` when it is unchanged.
+/// - two objects: equal ETags; else both full-object CRC64NVMEs when both are listed with one
+///   (two HEADs).
+///
+/// Objects whose ETag is no MD5 (SSE-KMS, SSE-C) and that have no CRC64NVME compare as
+/// unverifiable, and are transferred.
+pub async fn compare_content(router: BucketRouter, hashes: HashCache, local: Option<PathBuf>, object: ObjectFacts, other: Option<ObjectFacts>) -> Result<ContentVerdict, AwsError> {
     let Some(path) = local else {
-        // Two objects.
-        let other = other_etag.unwrap_or_default();
-        if other == etag {
+        let Some(other) = other else {
+            return Ok(ContentVerdict::Unknown("no second object to compare with".into()));
+        };
+        if object.etag.is_some() && object.etag == other.etag {
             return Ok(ContentVerdict::Same);
         }
-        return Ok(match (etag_kind(&etag), etag_kind(&other)) {
+        if object.has_crc64nvme() && other.has_crc64nvme() {
+            let (a, b) = (full_object_crc64(&router, &object.url).await?, full_object_crc64(&router, &other.url).await?);
+            if let (Some(a), Some(b)) = (a, b) {
+                return Ok(same_if(a == b));
+            }
+        }
+        return Ok(match (object.etag.as_deref().and_then(etag_kind), other.etag.as_deref().and_then(etag_kind)) {
             (Some(None), Some(None)) => ContentVerdict::Differs,
             _ => ContentVerdict::Unknown("multipart ETags of different part sizes cannot be compared without reading the objects".into()),
         });
     };
-    let part = match etag_kind(&etag) {
-        None => return Ok(ContentVerdict::Unknown(format!("the ETag `{etag}` is not an MD5"))),
-        Some(None) => None,
-        Some(Some(_)) => Some(part_size(&router, &object).await?),
-    };
-    let computed = tokio::task::spawn_blocking(move || local_etag(&path, part).map_err(|e| (path, e)))
-        .await
-        .map_err(|e| AwsError::new(ErrorKind::Local, "checksum", e.to_string()))?
-        .map_err(|(path, e)| AwsError::new(ErrorKind::Local, "checksum", format!("{}: {e}", path.display())))?;
-    Ok(if computed == etag { ContentVerdict::Same } else { ContentVerdict::Differs })
+    let kind = object.etag.as_deref().and_then(etag_kind);
+    if kind == Some(None) {
+        let digests = local_digests(&hashes, path, None).await?;
+        if Some(&digests.md5) == object.etag.as_ref() {
+            return Ok(ContentVerdict::Same);
+        }
+        if !object.has_crc64nvme() {
+            return Ok(ContentVerdict::Differs);
+        }
+        return Ok(match full_object_crc64(&router, &object.url).await? {
+            Some(crc) => same_if(crc == digests.crc64nvme),
+            None => ContentVerdict::Differs,
+        });
+    }
+    if object.has_crc64nvme()
+        && let Some(crc) = full_object_crc64(&router, &object.url).await?
+    {
+        return Ok(same_if(local_digests(&hashes, path, None).await?.crc64nvme == crc));
+    }
+    match (kind, &object.etag) {
+        (Some(Some(_)), Some(etag)) => {
+            let part = part_size(&router, &object.url).await?;
+            let digests = local_digests(&hashes, path, Some(part)).await?;
+            Ok(same_if(digests.multipart.as_ref().map(|(_, e)| e) == Some(etag)))
+        }
+        (_, Some(etag)) => Ok(ContentVerdict::Unknown(format!("the ETag `{etag}` is not an MD5, and S3 keeps no CRC64NVME of it"))),
+        (_, None) => Ok(ContentVerdict::Unknown("S3 gave no ETag".into())),
+    }
+}
+
+/// The ETag S3 gives the file's contents: its MD5 (`part_size` = `None`), or, uploaded in parts
+/// of `part_size`, the MD5 of the parts' MD5s followed by `-` and the number of parts.
+pub fn local_etag(path: &Path, part_size: Option<u64>) -> std::io::Result<String> {
+    let digests = crate::s3::checksum::digest_file(path, part_size)?;
+    Ok(digests.multipart.map_or(digests.md5, |(_, etag)| etag))
 }
 
 impl Place {
@@ -671,14 +815,15 @@ fn missing(what: &str, key: &str) -> AwsError {
 /// Carries out one transfer step (after comparing contents, if the step waits on that): the
 /// step as done, its reason final. With `dry_run`, only the comparison. Downloads get the
 /// object's `LastModified` as their mtime, so the next sync finds them unchanged.
-pub async fn execute(router: BucketRouter, mut step: Step, source: Arc<Place>, dest: Arc<Place>, dry_run: bool) -> Result<Step, AwsError> {
+pub async fn execute(router: BucketRouter, hashes: HashCache, mut step: Step, source: Arc<Place>, dest: Arc<Place>, dry_run: bool) -> Result<Step, AwsError> {
     if step.compare_content {
         let (src, dst) = (step.source.clone(), step.dest.clone());
         let (src, dst) = (src.ok_or_else(|| missing("source", &step.key))?, dst.ok_or_else(|| missing("destination", &step.key))?);
+        let facts = |place: &Place, entry: &Entry| place.url_of(&step.key).map(|url| ObjectFacts::new(url, entry)).ok_or_else(|| missing("URL", &step.key));
         let verdict = match (&*source, &*dest) {
-            (Place::Local(_), Place::S3(_)) => compare_content(router.clone(), src.path, dest.url_of(&step.key).ok_or_else(|| missing("URL", &step.key))?, dst.etag, None).await?,
-            (Place::S3(_), Place::Local(_)) => compare_content(router.clone(), dst.path, source.url_of(&step.key).ok_or_else(|| missing("URL", &step.key))?, src.etag, None).await?,
-            _ => compare_content(router.clone(), None, source.url_of(&step.key).ok_or_else(|| missing("URL", &step.key))?, src.etag, dst.etag).await?,
+            (Place::Local(_), Place::S3(_)) => compare_content(router.clone(), hashes, src.path.clone(), facts(&*dest, &dst)?, None).await?,
+            (Place::S3(_), Place::Local(_)) => compare_content(router.clone(), hashes, dst.path.clone(), facts(&*source, &src)?, None).await?,
+            _ => compare_content(router.clone(), hashes, None, facts(&*source, &src)?, Some(facts(&*dest, &dst)?)).await?,
         };
         step.compare_content = false;
         match verdict {
@@ -728,11 +873,12 @@ pub struct DeleteSpool {
     pub count: u64,
 }
 
-fn escape(key: &str) -> String {
-    key.replace('\\', "\\\\").replace('\n', "\\n").replace('\r', "\\r")
+/// Text with `\`, tabs and line ends escaped, for one field of a line of a spool file.
+pub(crate) fn escape(key: &str) -> String {
+    key.replace('\\', "\\\\").replace('\n', "\\n").replace('\r', "\\r").replace('\t', "\\t")
 }
 
-fn unescape(line: &str) -> String {
+pub(crate) fn unescape(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
@@ -743,6 +889,7 @@ fn unescape(line: &str) -> String {
         match chars.next() {
             Some('n') => out.push('\n'),
             Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
             Some(other) => out.push(other),
             None => out.push('\\'),
         }
@@ -789,6 +936,7 @@ mod tests {
             size,
             modified: at(secs),
             etag: None,
+            checksum: None,
             path: None,
         }
     }
@@ -890,6 +1038,32 @@ mod tests {
     }
 
     #[test]
+    fn a_side_out_of_order_is_sorted_on_disk_and_the_plan_starts_again() {
+        let source = vec![entry("a", 1, 1), entry("b", 1, 1), entry("c", 1, 1), entry("d", 1, 1)];
+        // As a directory bucket lists: in no order.
+        let dest = vec![entry("a", 1, 5), entry("c", 1, 5), entry("b", 1, 5), entry("z", 1, 5)];
+        let relist = |entries: Vec<Entry>| -> Relist { Box::new(move || side(entries.clone())) };
+        let options = PlanOptions { delete: true, ..Default::default() };
+        let plan = Plan::new(side(source.clone()), side(dest.clone()), Direction::Upload, options).relisting(relist(source), relist(dest));
+        let restarts = plan.restarts();
+        let got: Vec<_> = plan.map(|s| (s.action.as_str().to_string(), s.key, s.error.unwrap_or(s.reason))).collect();
+        assert_eq!(
+            got,
+            [
+                row("skip", "a", "unchanged"),
+                // Planned before the disorder showed: the one transfer on a wrong premise (here
+                // needless, never wrong: the source's contents go to the destination).
+                row("upload", "b", "new"),
+                // Started again, sorted: a and b are not shown again as skips.
+                row("skip", "c", "unchanged"),
+                row("upload", "d", "new"),
+                row("delete", "z", "not in source"),
+            ]
+        );
+        assert_eq!(restarts.load(std::sync::atomic::Ordering::Relaxed), 1, "deletions noted before are void");
+    }
+
+    #[test]
     fn a_part_of_a_side_that_cannot_be_read_is_an_error_step_and_the_plan_goes_on() {
         let source: Box<dyn Iterator<Item = SideItem> + Send> = Box::new(
             vec![
@@ -945,7 +1119,7 @@ mod tests {
         for part in [&b"hello"[..], b" worl", b"d"] {
             outer.update(md5::Md5::digest(part));
         }
-        assert_eq!(local_etag(&path, Some(5)).unwrap(), format!("{}-3", hex(&outer.finalize())));
+        assert_eq!(local_etag(&path, Some(5)).unwrap(), format!("{}-3", crate::s3::checksum::hex(&outer.finalize())));
         assert_eq!(etag_kind("5eb63bbbe01eeed093cb22bb8f5acdc3"), Some(None));
         assert_eq!(etag_kind("5eb63bbbe01eeed093cb22bb8f5acdc3-12"), Some(Some(12)));
         assert_eq!(etag_kind("not-an-etag"), None);

@@ -1,7 +1,8 @@
 //! Whole-object transfers as futures, for the request engine to run many at once: a local file
 //! uploaded (multipart above [`PART_SIZE`], parts sent a few at a time, read straight from the
 //! file so memory stays at a few parts), an object downloaded to a local file, and an object
-//! read into memory.
+//! read into memory. Uploads and copies carry a full-object CRC64NVME ([`checksum`]), multipart
+//! ones too (each part's, and the whole object's combined from them for S3 to check).
 //!
 //! A download never leaves a half-written file under the destination's name: it goes to a
 //! temporary file beside it, renamed into place when complete. Without `overwrite`, an existing
@@ -18,6 +19,7 @@ pub use bytes::Bytes;
 
 use crate::error::{AwsError, ErrorKind};
 use crate::row::{Field, Row};
+use crate::s3::checksum;
 use crate::s3::list::unquote_etag;
 use crate::s3::object::{PART_SIZE, head_object_with};
 use crate::s3::route::BucketRouter;
@@ -104,6 +106,7 @@ pub async fn upload_file(router: BucketRouter, path: PathBuf, url: S3Url, overwr
                         .key(&url.key)
                         .set_content_type(content_type)
                         .set_if_none_match((!overwrite).then(|| "*".to_string()))
+                        .checksum_algorithm(checksum::ALGORITHM)
                         .body(body)
                         .send()
                         .await
@@ -128,6 +131,8 @@ pub async fn upload_file(router: BucketRouter, path: PathBuf, url: S3Url, overwr
                 .create_multipart_upload()
                 .bucket(&url.bucket)
                 .key(&url.key)
+                .checksum_algorithm(checksum::ALGORITHM)
+                .checksum_type(checksum::MULTIPART_TYPE)
                 .set_content_type(content_type.clone());
             async move { call.send().await.map_err(|e| AwsError::from_sdk(op, e)) }
         })
@@ -162,7 +167,7 @@ async fn upload_parts(
 ) -> Result<Option<String>, AwsError> {
     let parts = size.div_ceil(PART_SIZE as u64);
     let mut running = tokio::task::JoinSet::new();
-    let mut done: Vec<CompletedPart> = Vec::with_capacity(parts as usize);
+    let mut done: Vec<(CompletedPart, u64)> = Vec::with_capacity(parts as usize);
     let mut next = 0u64;
     while next < parts || !running.is_empty() {
         while next < parts && running.len() < PARTS_AT_ONCE {
@@ -185,11 +190,17 @@ async fn upload_parts(
                     .key(&url.key)
                     .upload_id(&upload_id)
                     .part_number(number)
+                    .checksum_algorithm(checksum::ALGORITHM)
                     .body(body)
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk(op, e))?;
-                Ok::<_, AwsError>(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_string)).build())
+                let part = CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(out.e_tag().map(str::to_string))
+                    .set_checksum_crc64_nvme(out.checksum_crc64_nvme().map(str::to_string))
+                    .build();
+                Ok::<_, AwsError>((part, length))
             });
             next += 1;
         }
@@ -201,18 +212,33 @@ async fn upload_parts(
         }
     }
     // Dropping `running` on an early return aborts the other parts.
-    done.sort_by_key(|p| p.part_number());
+    done.sort_by_key(|(p, _)| p.part_number());
+    // The whole object's CRC64NVME, from the parts' (as S3 sent them back), for S3 to check.
+    let whole = full_object_crc(&done);
     let op = "S3 CompleteMultipartUpload";
     let out = client
         .complete_multipart_upload()
         .bucket(&url.bucket)
         .key(&url.key)
         .upload_id(upload_id)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done)).build())
+        .checksum_type(checksum::MULTIPART_TYPE)
+        .set_checksum_crc64_nvme(whole)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done.into_iter().map(|(p, _)| p).collect())).build())
         .send()
         .await
         .map_err(|e| AwsError::from_sdk(op, e))?;
     Ok(out.e_tag().map(str::to_string))
+}
+
+/// The full-object CRC64NVME of parts in order, each with its length, in S3's wire form; `None`
+/// if a part came back without one.
+pub(crate) fn full_object_crc(parts: &[(CompletedPart, u64)]) -> Option<String> {
+    let mut whole: Option<u64> = None;
+    for (part, length) in parts {
+        let crc = checksum::decode_crc64(part.checksum_crc64_nvme()?)?;
+        whole = Some(whole.map_or(crc, |w| checksum::crc64nvme_combine(w, crc, *length)));
+    }
+    whole.map(checksum::encode_crc64)
 }
 
 /// A temporary name beside `dest`, unique to this process and download.
@@ -301,7 +327,8 @@ pub async fn copy_object(router: BucketRouter, from: S3Url, to: S3Url) -> Result
     let source = format!("{}/{}", from.bucket, encode_key(&from.key));
     let out = router
         .call(&to.bucket, |client| {
-            let call = client.copy_object().bucket(&to.bucket).key(&to.key).copy_source(&source);
+            // S3 computes the copy's own CRC64NVME (a copy of a multipart object is one part).
+            let call = client.copy_object().bucket(&to.bucket).key(&to.key).copy_source(&source).checksum_algorithm(checksum::ALGORITHM);
             async move { call.send().await.map_err(|e| AwsError::from_sdk(op, e)) }
         })
         .await?;

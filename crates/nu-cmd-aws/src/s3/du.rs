@@ -3,7 +3,8 @@
 //!
 //! Memory is the number of groups, never the number of objects: a bucket of millions of
 //! objects is summed page by page (`aws_core::s3::du`). Without a URL, every bucket of the
-//! account is summed, each listed in its own region.
+//! account is summed, each listed in its own region. Noncurrent versions, delete markers
+//! (`--versions`) and incomplete multipart uploads (`--uploads`) are counted in groups apart.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use aws_core::pagination::Next;
 use aws_core::row::{Field, Row};
 use aws_core::s3::du::{Du, Grouping};
-use aws_core::s3::{ListObjects, Listed, S3Url, VersionKind, list_buckets, list_listed, list_versions};
+use aws_core::s3::{ListObjects, Listed, S3Url, VersionKind, list_buckets, list_listed, list_uploads, list_versions};
 use aws_core::PageStream;
 use nu_engine::command_prelude::*;
 use nu_protocol::ListStream;
@@ -43,6 +44,7 @@ impl Command for S3Du {
             .named("by", SyntaxShape::List(Box::new(SyntaxShape::String)), "Also group by storage_class and/or age (of LastModified: <1d, 1-7d, 7-30d, 30-90d, 90-365d, >1y).", None)
             .named("every", SyntaxShape::Duration, "While scanning, emit the running totals this often (rows with partial: true).", None)
             .switch("versions", "Count every version and delete marker (ListObjectVersions), grouped by version: current, noncurrent, delete marker.", None)
+            .switch("uploads", "Also count incomplete multipart uploads (the bytes of their parts so far), in groups of their own: version = incomplete upload.", None)
             .named("page-size", SyntaxShape::Int, "Keys per ListObjectsV2 request, 1 to 1000 (default 1000).", None)
             .input_output_types(vec![(Type::Nothing, Type::table())])
             .category(Category::Custom("aws".into()))
@@ -55,6 +57,7 @@ impl Command for S3Du {
     fn extra_description(&self) -> &str {
         "One row per group: prefix (an s3:// URL; without --depth, the URL itself, or each bucket), storage_class and age when grouped --by them, objects, bytes, oldest and newest (LastModified). One pass over ListObjectsV2, memory bounded by the number of groups.
 With --versions, noncurrent versions and delete markers are counted too, in groups of their own (a `version` column).
+With --uploads, incomplete multipart uploads are counted apart (ListMultipartUploads, then ListParts of each): `version` is `incomplete upload`, objects the number of uploads, bytes the parts uploaded so far (billed until the upload is completed or aborted), oldest and newest when they were initiated; the rest is `current` (or as --versions says).
 With --every, rows of running totals come while the scan goes on (partial: true), then the final rows (partial: false); filter with `where not partial`."
     }
 
@@ -77,6 +80,11 @@ With --every, rows of running totals come while the scan goes on (partial: true)
             Example {
                 description: "What noncurrent versions and delete markers cost, by storage class.",
                 example: "aws s3 du s3://my-bucket/ --versions --by [storage_class] | where version != current",
+                result: None,
+            },
+            Example {
+                description: "What incomplete multipart uploads hold, beside the objects.",
+                example: "aws s3 du s3://my-bucket/ --uploads | where version == 'incomplete upload'",
                 result: None,
             },
             Example {
@@ -139,7 +147,9 @@ With --every, rows of running totals come while the scan goes on (partial: true)
             }
         };
         let page_size = page_size_flag(engine_state, stack, call)?;
-        grouping.versions = call.has_flag(engine_state, stack, "versions")?;
+        let versions = call.has_flag(engine_state, stack, "versions")?;
+        let uploads = call.has_flag(engine_state, stack, "uploads")?;
+        grouping.versions = versions || uploads;
         let parsed = url.as_ref().map(parse_url).transpose()?;
         let cs = CallSession::resolve(&self.ctx, engine_state, stack, call)?;
         let spans = url.as_ref().map_or(cs.spans, |u| cs.spans_for(u.span));
@@ -147,7 +157,6 @@ With --every, rows of running totals come while the scan goes on (partial: true)
             Some(url) => Targets::One(Some(url)),
             None => Targets::Buckets(list_buckets(&cs.session)),
         };
-        let versions = grouping.versions;
         let values = DuValues {
             session: cs.session.clone(),
             targets,
@@ -155,6 +164,7 @@ With --every, rows of running totals come while the scan goes on (partial: true)
             du: Du::new(grouping, chrono::Utc::now()),
             page_size,
             versions,
+            uploads,
             every,
             last_emit: Instant::now(),
             out: VecDeque::new(),
@@ -167,18 +177,24 @@ With --every, rows of running totals come while the scan goes on (partial: true)
     }
 }
 
-/// A listing of objects, or of versions.
+/// A listing of objects (with the kind of version they count as, when grouped by it), of
+/// versions, or of incomplete multipart uploads.
 enum Listing {
-    Objects(PageStream<Listed>),
+    Objects(PageStream<Listed>, Option<&'static str>),
     Versions(PageStream<(Listed, VersionKind)>),
+    Uploads(PageStream<Listed>),
 }
+
+/// The kind of version incomplete uploads are grouped as.
+const UPLOAD: &str = "incomplete upload";
 
 impl Listing {
     /// The next object, with its kind of version in a listing of versions.
     fn next_timeout(&mut self, wait: Duration) -> Next<(Listed, Option<&'static str>)> {
         match self {
-            Listing::Objects(stream) => stream.next_timeout(wait).map(|o| (o, None)),
+            Listing::Objects(stream, kind) => stream.next_timeout(wait).map(|o| (o, *kind)),
             Listing::Versions(stream) => stream.next_timeout(wait).map(|(o, kind)| (o, Some(kind.as_str()))),
+            Listing::Uploads(stream) => stream.next_timeout(wait).map(|o| (o, Some(UPLOAD))),
         }
     }
 }
@@ -197,6 +213,8 @@ struct DuValues {
     du: Du,
     page_size: i32,
     versions: bool,
+    /// Incomplete multipart uploads are listed after each URL's objects.
+    uploads: bool,
     every: Option<Duration>,
     last_emit: Instant,
     out: VecDeque<Value>,
@@ -255,7 +273,8 @@ impl Iterator for DuValues {
                         let listing = if self.versions {
                             Listing::Versions(list_versions(&self.session, url.clone(), self.page_size))
                         } else {
-                            Listing::Objects(list_listed(&self.session, ListObjects { page_size: self.page_size, ..ListObjects::new(url.clone(), true) }))
+                            let kind = self.uploads.then_some(VersionKind::Current.as_str());
+                            Listing::Objects(list_listed(&self.session, ListObjects { page_size: self.page_size, ..ListObjects::new(url.clone(), true) }), kind)
                         };
                         self.listing = Some((url, listing));
                     }
@@ -281,6 +300,9 @@ impl Iterator for DuValues {
                     if self.every.is_some_and(|every| self.last_emit.elapsed() >= every) {
                         self.snapshot(true);
                     }
+                }
+                Next::End if self.uploads && !matches!(listing, Listing::Uploads(_)) => {
+                    *listing = Listing::Uploads(list_uploads(&self.session, url.clone(), self.page_size));
                 }
                 Next::End => {
                     self.du.touch(url);

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use aws_core::cache::{Freshness, HashCache};
 use aws_core::engine::{Engine, FailureMode, Lane, Request};
-use aws_core::s3::sync::{Action, DeleteSpool, Direction, Filters, Place, Plan, PlanOptions, Rule, Step, execute, side_items};
+use aws_core::s3::sync::{Action, DeleteSpool, Direction, Filters, Place, Plan, PlanOptions, Relist, Rule, Step, execute, side_items};
 use aws_core::s3::{BucketRouter, S3Url};
 use nu_engine::command_prelude::*;
 use nu_protocol::ListStream;
@@ -44,7 +45,7 @@ impl Command for S3Sync {
             .switch("dry-run", "Show the plan (the rows the sync would give) and change nothing.", Some('n'))
             .switch("size-only", "Transfer a key both sides have only when the sizes differ.", None)
             .switch("exact-timestamps", "Downloads: also transfer when the times differ at all, not only when S3's is newer.", None)
-            .switch("checksum", "Compare equal-sized keys by content: MD5 against the ETag (multipart ETags recomputed).", Some('c'))
+            .switch("checksum", "Compare equal-sized keys by content: MD5 against a single-part ETag, else S3's full-object CRC64NVME, else the multipart ETag recomputed.", Some('c'))
             .named("exclude", SyntaxShape::List(Box::new(SyntaxShape::String)), "Globs of relative keys to leave out (`*` also matches /).", None)
             .named("include", SyntaxShape::List(Box::new(SyntaxShape::String)), "Globs of relative keys to take part even if excluded; alone, only these.", None)
             .switch("no-follow-symlinks", "Skip symbolic links in a local source instead of following them.", None)
@@ -61,7 +62,8 @@ impl Command for S3Sync {
 Rows: {action: upload|download|copy|delete|skip, key (relative), reason, size, error}. Reasons: new, size (sizes differ), newer (the source is newer, to the second), time (--exact-timestamps), checksum, unverifiable: ... (--checksum could not compare, so it transfers); skips say unchanged, same size, same time, same checksum, marker (a key/ directory marker), or why a key cannot be a local file.
 Downloads get the object's LastModified as their mtime, so syncing again transfers nothing.
 Filters: a key matching an --include glob always takes part; otherwise one matching an --exclude glob is left out (and never deleted); --include alone selects only its keys.
---delete deletes only after every transfer succeeded (none if one failed), none beyond --max-delete, and none from an empty source without --force. --checksum cannot see through SSE-KMS or SSE-C ETags (they are no MD5): such objects read as different."
+--checksum compares at the least cost in requests: a file's MD5 against a single-part ETag needs none; else, for an object listed with a CRC64NVME (every object nuaws uploads, multipart ones too, carries a full-object one), one HEAD for it; else one HEAD for the part size, to recompute a multipart ETag. Local files are read only when changed since a run last read them (size, mtime, inode: the hash cache, in the disk cache; `aws metrics` counts its lookups as local HashFile). Objects with neither an MD5 ETag (SSE-KMS, SSE-C) nor a CRC64NVME are unverifiable and transferred.
+--delete deletes only after every transfer succeeded (none if one failed), none beyond --max-delete, and none from an empty source without --force."
     }
 
     fn search_terms(&self) -> Vec<&str> {
@@ -160,20 +162,46 @@ Filters: a key matching an --include glob always takes part; otherwise one match
             ));
         }
         let source_items = Box::new(first.into_iter().chain(source_items));
-        let dest_items = side_items(&cs.session, &to, follow, interrupted);
-        let plan = Plan::new(source_items, dest_items, direction, PlanOptions { rule, delete, filters });
+        let dest_items = side_items(&cs.session, &to, follow, interrupted.clone());
+        // A side found out of key order is listed again, sorted on disk, and the plan restarts.
+        let relist = |place: &Place| -> Relist {
+            let (session, place, interrupted) = (cs.session.clone(), place.clone(), interrupted.clone());
+            Box::new(move || side_items(&session, &place, follow, interrupted.clone()))
+        };
+        let plan = Plan::new(source_items, dest_items, direction, PlanOptions { rule, delete, filters }).relisting(relist(&from), relist(&to));
         let source_keys = plan.source_keys();
+        let restarts = plan.restarts();
 
         // Deletions go to disk as the plan meets them; the engine never sees them in this phase.
         let spool = Arc::new(std::sync::Mutex::new(Some(DeleteSpool::new().map_err(|e| {
             ShellError::Generic(GenericError::new("Cannot make a temporary file", e.to_string(), head).with_help("Deletions wait in a temporary file; check $env.TMPDIR."))
         })?)));
         let spooled = spool.clone();
+        // The plan restart the spool's deletions belong to.
+        let spool_epoch = Arc::new(AtomicU64::new(0));
+        let (epoch, restarts_then) = (spool_epoch.clone(), restarts.clone());
         let steps = plan.filter_map(move |step| {
+            let mut spool = spooled.lock().unwrap_or_else(|e| e.into_inner());
+            // The plan started again: what it said to delete before, it says again if it holds.
+            let now = restarts.load(Ordering::Relaxed);
+            if now != epoch.load(Ordering::Relaxed) {
+                epoch.store(now, Ordering::Relaxed);
+                if spool.is_some() {
+                    match DeleteSpool::new() {
+                        Ok(fresh) => *spool = Some(fresh),
+                        Err(e) => {
+                            *spool = None;
+                            return Some(Step {
+                                error: Some(format!("cannot note deletions again: {e}")),
+                                ..step
+                            });
+                        }
+                    }
+                }
+            }
             if step.action != Action::Delete {
                 return Some(step);
             }
-            let mut spool = spooled.lock().unwrap_or_else(|e| e.into_inner());
             match spool.as_mut().map(|spool| spool.push(&step.key, step.size.unwrap_or(0))) {
                 Some(Ok(())) => None,
                 None => Some(Step {
@@ -196,13 +224,15 @@ Filters: a key matching an --include glob always takes part; otherwise one match
         }
         let (from, to) = (Arc::new(from), Arc::new(to));
         let router = BucketRouter::single_attempt(&cs.session);
+        // `--checksum` reads a local file only when it changed since the last run read it.
+        let hashes = HashCache::new((cs.freshness != Freshness::Bypass).then(|| cs.cache.clone()));
         let request = {
-            let (router, from, to) = (router.clone(), from.clone(), to.clone());
+            let (router, from, to, hashes) = (router.clone(), from.clone(), to.clone(), hashes.clone());
             move |step: Step| {
                 if step.error.is_some() || (step.action == Action::Skip && !step.compare_content) || (dry_run && !step.compare_content) {
                     return Request::Ready(Ok(step));
                 }
-                Request::Send(execute(router.clone(), step, from.clone(), to.clone(), dry_run))
+                Request::Send(execute(router.clone(), hashes.clone(), step, from.clone(), to.clone(), dry_run))
             }
         };
         let failures = Arc::new(AtomicU64::new(0));
@@ -235,10 +265,14 @@ Filters: a key matching an --include glob always takes part; otherwise one match
             vec![step_row(&step, error, head)]
         });
         let end_cs = cs.clone();
-        let transfers = match written.clone() {
-            Some(url) => transfers.on_end(move || end_cs.objects_written_below(&url.bucket, &url.key)),
-            None => transfers,
-        };
+        let written_below = written.clone();
+        // The hash cache's last batch goes to disk as the transfers end, not at some later drop.
+        let transfers = transfers.on_end(move || {
+            hashes.flush();
+            if let Some(url) = written_below {
+                end_cs.objects_written_below(&url.bucket, &url.key);
+            }
+        });
 
         let signals = engine_state.signals().clone();
         let deletions = {
@@ -249,9 +283,16 @@ Filters: a key matching an --include glob always takes part; otherwise one match
                     return Box::new(std::iter::empty());
                 }
                 // The job has ended, so the plan has been read to its end: every deletion is noted.
-                let Some(spool) = spool.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+                let Some(mut spool) = spool.lock().unwrap_or_else(|e| e.into_inner()).take() else {
                     return Box::new(std::iter::empty());
                 };
+                // The plan restarted after its last step: what was noted before is void.
+                if restarts_then.load(Ordering::Relaxed) != spool_epoch.load(Ordering::Relaxed) {
+                    match DeleteSpool::new() {
+                        Ok(fresh) => spool = fresh,
+                        Err(e) => return Box::new(std::iter::once(Value::error(ShellError::Generic(GenericError::new("Cannot make a temporary file", e.to_string(), head)), head))),
+                    }
+                }
                 let count = spool.count;
                 let refusal = if failed > 0 {
                     Some(format!("not deleted: {failed} keys failed to sync"))
