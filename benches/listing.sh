@@ -24,15 +24,8 @@ while [[ $# -gt 0 ]]; do
     esac
     shift
 done
-cargo build --locked --profile "$([[ $profile == debug ]] && echo dev || echo release)" \
-    -p nuaws --bin nuaws -p nuaws-test-servers --bin nuaws-test-server >&2
-nuaws="$target/$profile/nuaws"
-test_server="$target/$profile/nuaws-test-server"
-if [[ ! -x /usr/bin/aws ]] || ! command -v rclone >/dev/null || [[ ! -x /usr/bin/time ]]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli rclone time) >&2
-fi
-aws_cli=/usr/bin/aws
-"$aws_cli" --version 2>&1 | grep -q '^aws-cli/2' || { echo "$aws_cli is not the AWS CLI v2" >&2; exit 2; }
+source benches/peers.sh
+bench_setup "$profile"
 
 work="$(mktemp -d)"
 cleanup() { kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"; }

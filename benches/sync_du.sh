@@ -21,15 +21,8 @@ while [[ $# -gt 0 ]]; do
     esac
     shift
 done
-cargo build --locked --profile "$([[ $profile == debug ]] && echo dev || echo release)" \
-    -p nuaws --bin nuaws -p nuaws-test-servers --bin nuaws-test-server >&2
-nuaws="$target/$profile/nuaws"
-test_server="$target/$profile/nuaws-test-server"
-if ! command -v hyperfine >/dev/null || [[ ! -x /usr/bin/aws ]] || ! command -v rclone >/dev/null || [[ ! -x /usr/bin/time ]]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine awscli rclone time) >&2
-fi
-aws_cli=/usr/bin/aws
-"$aws_cli" --version 2>&1 | grep -q '^aws-cli/2' || { echo "$aws_cli is not the AWS CLI v2" >&2; exit 2; }
+source benches/peers.sh
+bench_setup "$profile" hyperfine
 
 py="$(bash tests/support/setup-venv.sh | tail -n1)"
 work="$(mktemp -d)"

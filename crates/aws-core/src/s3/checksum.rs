@@ -21,6 +21,24 @@ pub const MULTIPART_TYPE: ChecksumType = ChecksumType::FullObject;
 
 const CRC: crc_fast::CrcAlgorithm = crc_fast::CrcAlgorithm::Crc64Nvme;
 
+/// The checksum an upload through `client` asks S3 to keep: [`ALGORITHM`], unless the profile
+/// or the environment asked for checksums only where an operation requires one
+/// (`request_checksum_calculation = when_required`): what S3-compatible stores that refuse
+/// flexible checksums need, and an explicit algorithm would override.
+pub fn for_uploads(client: &aws_sdk_s3::Client) -> Option<ChecksumAlgorithm> {
+    use aws_sdk_s3::config::RequestChecksumCalculation;
+    match client.config().request_checksum_calculation() {
+        Some(RequestChecksumCalculation::WhenRequired) => None,
+        _ => Some(ALGORITHM),
+    }
+}
+
+/// The checksum type of a multipart upload through `client`: [`MULTIPART_TYPE`] when its parts
+/// carry [`for_uploads`]'s checksum, else none (S3 refuses a type without an algorithm).
+pub fn multipart_type(client: &aws_sdk_s3::Client) -> Option<ChecksumType> {
+    for_uploads(client).map(|_| MULTIPART_TYPE)
+}
+
 /// The CRC64NVME of some bytes.
 pub fn crc64nvme(bytes: &[u8]) -> u64 {
     crc_fast::checksum(CRC, bytes)
@@ -99,6 +117,22 @@ pub fn digest_file(path: &Path, part_size: Option<u64>) -> std::io::Result<FileD
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uploads_carry_no_checksum_where_the_profile_asks_for_them_only_when_required() {
+        use aws_sdk_s3::config::{BehaviorVersion, RequestChecksumCalculation};
+        let client = |calculation| {
+            let config = aws_sdk_s3::Config::builder().behavior_version(BehaviorVersion::latest());
+            aws_sdk_s3::Client::from_conf(config.set_request_checksum_calculation(calculation).build())
+        };
+        assert_eq!(for_uploads(&client(None)), Some(ALGORITHM));
+        assert_eq!(multipart_type(&client(None)), Some(MULTIPART_TYPE));
+        let supported = client(Some(RequestChecksumCalculation::WhenSupported));
+        assert_eq!(for_uploads(&supported), Some(ALGORITHM));
+        let required = client(Some(RequestChecksumCalculation::WhenRequired));
+        assert_eq!(for_uploads(&required), None);
+        assert_eq!(multipart_type(&required), None);
+    }
 
     #[test]
     fn crc64nvme_is_the_one_s3_documents() {

@@ -149,7 +149,7 @@ pub fn put_object(
                 .bucket(&url.bucket)
                 .key(&url.key)
                 .set_content_type(content_type.map(str::to_string))
-                .checksum_algorithm(crate::s3::checksum::ALGORITHM)
+                .set_checksum_algorithm(crate::s3::checksum::for_uploads(&client))
                 .body(ByteStream::from(body.clone()));
             async move { call.send().await.map_err(|e| AwsError::from_sdk(op, e)) }
         });
@@ -180,8 +180,8 @@ fn put_multipart(
             .create_multipart_upload()
             .bucket(&url.bucket)
             .key(&url.key)
-            .checksum_algorithm(crate::s3::checksum::ALGORITHM)
-            .checksum_type(crate::s3::checksum::MULTIPART_TYPE)
+            .set_checksum_algorithm(crate::s3::checksum::for_uploads(&client))
+            .set_checksum_type(crate::s3::checksum::multipart_type(&client))
             .set_content_type(content_type.map(str::to_string));
         async move { call.send().await.map_err(|e| AwsError::from_sdk(op, e)) }
     });
@@ -207,7 +207,7 @@ fn put_multipart(
                     .key(&url.key)
                     .upload_id(&upload_id)
                     .part_number(number)
-                    .checksum_algorithm(crate::s3::checksum::ALGORITHM)
+                    .set_checksum_algorithm(crate::s3::checksum::for_uploads(&client))
                     .body(ByteStream::from(part))
                     .send(),
             )
@@ -231,7 +231,7 @@ fn put_multipart(
                 .bucket(&url.bucket)
                 .key(&url.key)
                 .upload_id(&upload_id)
-                .checksum_type(crate::s3::checksum::MULTIPART_TYPE)
+                .set_checksum_type(crate::s3::checksum::multipart_type(&client))
                 .set_checksum_crc64_nvme(crate::s3::transfer::full_object_crc(&parts))
                 .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts.into_iter().map(|(p, _)| p).collect())).build())
                 .send(),

@@ -106,7 +106,7 @@ pub async fn upload_file(router: BucketRouter, path: PathBuf, url: S3Url, overwr
                         .key(&url.key)
                         .set_content_type(content_type)
                         .set_if_none_match((!overwrite).then(|| "*".to_string()))
-                        .checksum_algorithm(checksum::ALGORITHM)
+                        .set_checksum_algorithm(checksum::for_uploads(&client))
                         .body(body)
                         .send()
                         .await
@@ -131,8 +131,8 @@ pub async fn upload_file(router: BucketRouter, path: PathBuf, url: S3Url, overwr
                 .create_multipart_upload()
                 .bucket(&url.bucket)
                 .key(&url.key)
-                .checksum_algorithm(checksum::ALGORITHM)
-                .checksum_type(checksum::MULTIPART_TYPE)
+                .set_checksum_algorithm(checksum::for_uploads(&client))
+                .set_checksum_type(checksum::multipart_type(&client))
                 .set_content_type(content_type.clone());
             async move { call.send().await.map_err(|e| AwsError::from_sdk(op, e)) }
         })
@@ -190,7 +190,7 @@ async fn upload_parts(
                     .key(&url.key)
                     .upload_id(&upload_id)
                     .part_number(number)
-                    .checksum_algorithm(checksum::ALGORITHM)
+                    .set_checksum_algorithm(checksum::for_uploads(&client))
                     .body(body)
                     .send()
                     .await
@@ -221,7 +221,7 @@ async fn upload_parts(
         .bucket(&url.bucket)
         .key(&url.key)
         .upload_id(upload_id)
-        .checksum_type(checksum::MULTIPART_TYPE)
+        .set_checksum_type(checksum::multipart_type(&client))
         .set_checksum_crc64_nvme(whole)
         .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done.into_iter().map(|(p, _)| p).collect())).build())
         .send()
@@ -328,7 +328,7 @@ pub async fn copy_object(router: BucketRouter, from: S3Url, to: S3Url) -> Result
     let out = router
         .call(&to.bucket, |client| {
             // S3 computes the copy's own CRC64NVME (a copy of a multipart object is one part).
-            let call = client.copy_object().bucket(&to.bucket).key(&to.key).copy_source(&source).checksum_algorithm(checksum::ALGORITHM);
+            let call = client.copy_object().bucket(&to.bucket).key(&to.key).copy_source(&source).set_checksum_algorithm(checksum::for_uploads(&client));
             async move { call.send().await.map_err(|e| AwsError::from_sdk(op, e)) }
         })
         .await?;
