@@ -121,9 +121,10 @@ mod tests {
     #[test]
     fn uploads_carry_no_checksum_where_the_profile_asks_for_them_only_when_required() {
         use aws_sdk_s3::config::{BehaviorVersion, RequestChecksumCalculation};
-        let client = |calculation| {
-            let config = aws_sdk_s3::Config::builder().behavior_version(BehaviorVersion::latest());
-            aws_sdk_s3::Client::from_conf(config.set_request_checksum_calculation(calculation).build())
+        let client = |calculation: Option<RequestChecksumCalculation>| {
+            let mut config = aws_sdk_s3::Config::builder().behavior_version(BehaviorVersion::latest());
+            config.set_request_checksum_calculation(calculation);
+            aws_sdk_s3::Client::from_conf(config.build())
         };
         assert_eq!(for_uploads(&client(None)), Some(ALGORITHM));
         assert_eq!(multipart_type(&client(None)), Some(MULTIPART_TYPE));
