@@ -113,9 +113,12 @@ fn a_flat_bucket_behind_latency_lists_every_key_in_order_with_ranges_at_once() {
     let rows = rows_via(moto, &proxy.endpoint(), "aws s3 ls s3://syn -R | select name size");
     assert!(names_and_sizes(&rows, "syn") == generated(), "the listing differs from the generated keys");
     let stats = proxy.stats();
-    assert!(stats.peak_in_flight > 1, "ranges were listed at once: {stats:?}");
-    // 30 pages, probes and the ends of ranges: more requests than one paginator, but bounded.
-    assert!(stats.received < 30 * 3, "{stats:?}");
+    // Keys `obj/000000000`-`obj/000029999`: the first split cuts at the ten-thousands digit,
+    // three subtrees listed at once (the unit tests of `partition` check the cuts themselves).
+    assert!(stats.peak_in_flight >= 3, "ranges were listed at once: {stats:?}");
+    // 30 pages, a split's probes and one page past the end of each range: a few more
+    // requests than one paginator.
+    assert!(stats.received < 45, "{stats:?}");
 }
 
 #[test]

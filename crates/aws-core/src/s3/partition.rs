@@ -296,6 +296,13 @@ impl<S: RangeSource> Shared<S> {
             }
         }
         let p = deep;
+        if beyond.is_empty() {
+            // The search never asked about `p` itself (it was taken to have keys beyond): ask
+            // now, since the first key past `after`'s subtree there names the first sibling,
+            // and without it the range would only be cut in two (`obj/00000…` of a flat
+            // numeric bucket, and nothing at `obj/00001…`-`obj/00009…`).
+            beyond = self.probe(&subtree_end(p), until).await.unwrap_or_default();
+        }
         let stem: String = chars[..p].iter().collect();
         let mut cuts = vec![subtree_end(p)];
         let first_sibling = beyond.strip_prefix(stem.as_str()).and_then(|rest| rest.chars().next());
@@ -968,6 +975,27 @@ mod tests {
         let limits = limiter.stats();
         assert!(limits.cuts > 0, "{limits:?}");
         assert!(limits.limit < limits.peak_limit, "{limits:?}");
+    }
+
+    #[test]
+    fn a_split_of_a_flat_numeric_range_cuts_at_every_sibling_subtree() {
+        // 100,000 keys `obj/000000000`-`obj/000099999`: past page three, the ten-thousands digit
+        // is where keys still differ, so the rest is cut after `obj/00000…` and after each of
+        // `obj/00001…`-`obj/00008…` (the last sibling's piece runs to the end).
+        let bucket = Arc::new(FakeBucket::new((0..100_000).map(|i| format!("obj/{i:09}")).collect()));
+        let shared = Shared {
+            source: bucket.clone(),
+            limiter: limiter(),
+            settings: settings(1000),
+            stats: Arc::new(PartitionStats::default()),
+            prefix_chars: 0,
+            alphabet: "obj/0123456789".chars().collect(),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let cuts = rt.block_on(shared.boundaries("obj/000002999", None, common_prefix_chars("obj/000002000", "obj/000002999")));
+        let wanted: Vec<String> = (0..9).map(|d| format!("obj/0000{d}{SUBTREE_END}")).collect();
+        assert_eq!(cuts, wanted, "{:?}", shared.stats);
+        assert!(PartitionStats::get(&shared.stats.probes) <= 4, "{:?}", shared.stats);
     }
 
     #[test]
