@@ -133,14 +133,17 @@ mod tests {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             // Waiters arrive far first, near last.
             for (i, order) in ["m", "z", "c", "f"].into_iter().enumerate() {
-                let (budget, tx) = (budget.clone(), tx.clone());
+                let (waiter, tx) = (budget.clone(), tx.clone());
                 tokio::spawn(async move {
-                    let share = budget.take(order, i as u64).await;
+                    let share = waiter.take(order, i as u64).await;
                     tx.send(order).unwrap();
                     tokio::time::sleep(Duration::from_millis(5)).await;
                     drop(share);
                 });
-                tokio::time::sleep(Duration::from_millis(2)).await;
+                // Until it waits: the order of arrival is the test's, not the scheduler's.
+                while budget.lock().waiting.len() < i + 1 {
+                    tokio::task::yield_now().await;
+                }
             }
             drop(held);
             let mut got = Vec::new();

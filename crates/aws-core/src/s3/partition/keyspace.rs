@@ -124,9 +124,10 @@ impl KeyScale {
         (span.is_finite() && span >= 0.0).then_some(span / per_key)
     }
 
-    /// Boundaries cutting `(after, until]` into `pieces` parts of about as many keys each,
-    /// ascending and strictly between the two (fewer where the estimate cannot tell keys apart).
-    pub fn cuts(&self, after: &str, until: &str, spacing: &Spacing, pieces: usize) -> Vec<String> {
+    /// Boundaries cutting `(after, until]` into pieces of about `keys` keys each counted from
+    /// `after` (the last piece takes what is left), at most `most` of them, ascending and strictly
+    /// between the two (fewer where the estimate cannot tell keys apart).
+    pub fn cuts(&self, after: &str, until: &str, spacing: &Spacing, keys: f64, most: usize) -> Vec<String> {
         let depth = common_prefix_chars(after, until);
         let Some(per_key) = self.per_key(spacing, depth) else {
             return Vec::new();
@@ -134,8 +135,12 @@ impl KeyScale {
         let (from, to) = (self.position(after, depth), self.position(until, depth));
         let stem: String = after.chars().take(depth).collect();
         let mut cuts: Vec<String> = Vec::new();
-        for i in 1..pieces {
-            let at = from + (to - from) * i as f64 / pieces as f64;
+        for i in 1..=most {
+            let at = from + per_key * keys * i as f64;
+            // A last piece of a few keys would cost a request of its own: the one before takes them.
+            if at + per_key * keys / 4.0 >= to {
+                break;
+            }
             let cut = self.key_at(&stem, at, per_key);
             let after_last = cuts.last().map_or(after, String::as_str);
             if cut.as_str() > after_last && cut.as_str() < until {
@@ -205,8 +210,9 @@ mod tests {
     fn cuts_split_a_range_into_even_pieces_between_its_ends() {
         let scale = digits();
         let subtree_end = format!("obj/00001{}", char::MAX);
-        let cuts = scale.cuts("obj/000012999", &subtree_end, &page(12_000, 12_999), 4);
+        let cuts = scale.cuts("obj/000012999", &subtree_end, &page(12_000, 12_999), 1_750.0, 16);
         assert_eq!(cuts.len(), 3, "{cuts:?}");
+        assert_eq!(scale.cuts("obj/000012999", &subtree_end, &page(12_000, 12_999), 1_750.0, 2).len(), 2);
         let mut bounds = vec!["obj/000012999".to_string()];
         bounds.extend(cuts);
         bounds.push(subtree_end.clone());
@@ -216,13 +222,13 @@ mod tests {
             .map(|w| keys.iter().filter(|k| k.as_str() > w[0].as_str() && k.as_str() <= w[1].as_str()).count())
             .collect();
         assert_eq!(sizes.iter().sum::<usize>(), 7_000);
-        assert!(sizes.iter().all(|&n| (1_650..=1_850).contains(&n)), "{sizes:?}");
+        assert!(sizes.iter().all(|&n| (1_740..=1_760).contains(&n)), "{sizes:?}");
     }
 
     #[test]
     fn a_scale_of_one_character_says_nothing() {
         let scale = KeyScale::learn(["a", "aa"]);
         assert_eq!(scale.position("aaa", 0), 0.0);
-        assert!(scale.cuts("a", "b", &Spacing { first: "a".into(), last: "aa".into(), keys: 2 }, 4).is_empty());
+        assert!(scale.cuts("a", "b", &Spacing { first: "a".into(), last: "aa".into(), keys: 2 }, 10.0, 4).is_empty());
     }
 }

@@ -57,8 +57,10 @@ const SUBTREE_END: char = char::MAX;
 const RANGE_PAGES: usize = 3;
 
 /// Pages a range is cut to when the spacing of keys tells where to cut: short chains of tokens,
-/// so the ranges next in line are listed whole before their turn.
-const PIECE_PAGES: f64 = 2.0;
+/// so the ranges next in line are listed whole before their turn. A little under whole pages,
+/// so that a piece's last request, asking for about the keys left, ends it (a piece of exactly
+/// two pages' keys estimated a few keys high would take a third request for those few).
+const PIECE_PAGES: f64 = 1.97;
 
 /// The fewest keys a range's last request asks for when it can tell how many are left: a wrong
 /// estimate then costs a short extra request, never a run of tiny ones.
@@ -779,9 +781,10 @@ fn split_by_spacing<S: RangeSource>(shared: &Shared<S>, ranges: &mut VecDeque<Ra
                 return added;
             };
             let pages = left / page;
-            let pieces = ((pages / PIECE_PAGES).round() as usize).min(settings.split_width + 1);
             let cuts = match (b.progress.as_deref().or(range.after.as_deref()), b.until.as_deref(), b.spacing.as_ref()) {
-                (Some(from), Some(until), Some(spacing)) if pieces >= 2 && !cut_here => shared.scale.cuts(from, until, spacing, pieces),
+                (Some(from), Some(until), Some(spacing)) if pages > PIECE_PAGES * 1.5 && !cut_here => {
+                    shared.scale.cuts(from, until, spacing, PIECE_PAGES * page, settings.split_width)
+                }
                 _ => Vec::new(),
             };
             (pages, cuts)
