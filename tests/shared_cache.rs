@@ -12,13 +12,16 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use moto::Moto;
-use redis::Redis;
+use nuaws_test_servers::{FaultConfig, FaultProxy};
+use redis::{Redis, RedisCluster};
 
 const BUCKET: &str = "nuaws-team-bucket-7f3a";
 
 struct Team {
     moto: Moto,
-    redis: Redis,
+    /// One server, or none when the team shares a cluster (`url` names it).
+    redis: Option<Redis>,
+    url: String,
     key_file: PathBuf,
 }
 
@@ -33,14 +36,26 @@ struct Machine<'a> {
     /// The lookup deadline: generous by default (a loaded CI machine must not turn hits into
     /// timeouts), short where lateness is the point.
     deadline: &'static str,
+    /// More fields of the setting (`ca_file: ...`, `lease: ...`), as Nushell record fields.
+    settings: String,
+    /// The AWS profile the machine's user runs under (none: the environment's credentials).
+    profile: Option<&'static str>,
+    /// Where AWS is reached: moto, or a proxy in front of it.
+    endpoint: String,
 }
 
 fn team() -> Team {
-    let moto = Moto::start(&[]);
     let redis = Redis::start();
+    let url = redis.url();
+    team_on(Some(redis), url)
+}
+
+/// A team sharing what `url` reaches (`redis`, when it is one server).
+fn team_on(redis: Option<Redis>, url: String) -> Team {
+    let moto = Moto::start(&[]);
     let key_file = moto.dir.join("team.key");
     std::fs::write(&key_file, "k3y-of-the-team-0123456789abcdef0123456789\n").expect("key file");
-    Team { moto, redis, key_file }
+    Team { moto, redis, url, key_file }
 }
 
 impl Team {
@@ -49,10 +64,18 @@ impl Team {
             team: self,
             cache: self.moto.dir.join(format!("cache-{name}")),
             key_file: self.key_file.clone(),
-            url: self.redis.url(),
+            url: self.url.clone(),
             shared: true,
             deadline: "500ms",
+            settings: String::new(),
+            profile: None,
+            endpoint: self.moto.endpoint.clone(),
         }
+    }
+
+    /// The team's one Redis server.
+    fn redis(&self) -> &Redis {
+        self.redis.as_ref().expect("a team on one server")
     }
 
     /// Every request moto has logged so far.
@@ -76,21 +99,25 @@ impl Machine<'_> {
         env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
         let setup = if self.shared {
             format!(
-                "$env.NUAWS_SHARED_CACHE = {{url: '{}', key_file: '{}', deadline: {}}}; ",
+                "$env.NUAWS_SHARED_CACHE = {{url: '{}', key_file: '{}', deadline: {}, {}}}; ",
                 self.url,
                 self.key_file.display(),
-                self.deadline
+                self.deadline,
+                self.settings
             )
         } else {
             String::new()
         };
+        if let Some(profile) = self.profile {
+            env.push(("AWS_PROFILE".into(), profile.into()));
+        }
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nuaws"));
         cmd.args(["--no-config-file", "--error-style", "plain", "-c", &format!("{setup}{script}")])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("NO_COLOR", "1")
             .envs(env)
-            .env("AWS_ENDPOINT_URL", &self.team.moto.endpoint);
+            .env("AWS_ENDPOINT_URL", &self.endpoint);
         cmd
     }
 
@@ -115,9 +142,13 @@ const READS: &str = "let i = (aws ec2 instances | length); let ti = (aws cache l
 
 fn seeded_team() -> Team {
     let team = team();
+    seed(&team);
+    team
+}
+
+fn seed(team: &Team) {
     team.moto.harness("seed-ec2", &["--instances", "4"]);
     team.objects("logs/", &["payroll-2026.csv", "audit-trail.json", "board-minutes.txt"]);
-    team
 }
 
 #[test]
@@ -155,10 +186,10 @@ fn redis_holds_no_bucket_key_instance_id_or_tag_value() {
         .collect();
     assert_eq!(secrets.len(), 4 + 4 + 3, "{seen}");
     secrets.extend([BUCKET.to_string(), "payroll".into(), "team-1".into(), "123456789012".into(), "DescribeInstances".into()]);
-    let keys = team.redis.keys();
+    let keys = team.redis().keys();
     assert!(keys.len() >= 3, "identity, instances and the listing are shared: {keys:?}");
     for key in &keys {
-        let value = team.redis.get_bytes(key);
+        let value = team.redis().get_bytes(key);
         let value = String::from_utf8_lossy(&value);
         for secret in &secrets {
             assert!(!key.contains(secret.as_str()), "{secret} in the key name {key}");
@@ -171,16 +202,16 @@ fn redis_holds_no_bucket_key_instance_id_or_tag_value() {
 
 /// The Redis names a command adds.
 fn added_by(team: &Team, machine: &Machine<'_>, script: &str) -> Vec<String> {
-    let before = team.redis.keys();
+    let before = team.redis().keys();
     let out = machine.output(script);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    team.redis.keys().into_iter().filter(|k| !before.contains(k)).collect()
+    team.redis().keys().into_iter().filter(|k| !before.contains(k)).collect()
 }
 
 /// The largest value among `keys` (a listing, rather than an identity or a bucket's region).
 fn largest(team: &Team, keys: &[String]) -> String {
     keys.iter()
-        .max_by_key(|k| team.redis.cli(&["STRLEN", k]).parse::<u64>().unwrap_or(0))
+        .max_by_key(|k| team.redis().cli(&["STRLEN", k]).parse::<u64>().unwrap_or(0))
         .cloned()
         .expect("a key")
 }
@@ -205,7 +236,7 @@ fn poisoned_moved_replayed_and_foreign_entries_are_rejected_and_counted() {
     assert_eq!((ok["n"].as_u64(), ok["tier"].as_str(), ok["rejected"].as_u64()), (Some(5), Some("shared"), Some(0)), "{ok}");
 
     // Moved: x's (authentic) entry put under y's name.
-    team.redis.eval(COPY, &[&x[0], &y[0]]);
+    team.redis().eval(COPY, &[&x[0], &y[0]]);
     let moved = fresh("c");
     assert_eq!((moved["n"].as_u64(), moved["tier"].as_str(), moved["rejected"].as_u64()), (Some(5), Some("network"), Some(1)), "{moved}");
 
@@ -215,12 +246,12 @@ fn poisoned_moved_replayed_and_foreign_entries_are_rejected_and_counted() {
     let mut foreign = team.machine("f");
     foreign.key_file = other_key;
     let theirs = added_by(&team, &foreign, "aws s3 ls s3://nuaws-team-bucket-7f3a/y/ | length");
-    team.redis.eval(COPY, &[&largest(&team, &theirs), &y[0]]);
+    team.redis().eval(COPY, &[&largest(&team, &theirs), &y[0]]);
     let forged = fresh("d");
     assert_eq!((forged["n"].as_u64(), forged["tier"].as_str(), forged["rejected"].as_u64()), (Some(5), Some("network"), Some(1)), "{forged}");
 
     // Poisoned: bytes of nobody's making.
-    team.redis.cli(&["SET", &y[0], "NUS1 not an entry at all"]);
+    team.redis().cli(&["SET", &y[0], "NUS1 not an entry at all"]);
     let poisoned = fresh("e");
     assert_eq!((poisoned["n"].as_u64(), poisoned["tier"].as_str(), poisoned["rejected"].as_u64()), (Some(5), Some("network"), Some(1)), "{poisoned}");
 
@@ -229,10 +260,10 @@ fn poisoned_moved_replayed_and_foreign_entries_are_rejected_and_counted() {
     let script = "$env.NUAWS_CACHE_TTL = {objects: 1sec}; aws s3 ls s3://nuaws-team-bucket-7f3a/y/ --refresh | length";
     let out = short.output(script);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    team.redis.eval(COPY, &[&y[0], "aside"]);
+    team.redis().eval(COPY, &[&y[0], "aside"]);
     std::thread::sleep(Duration::from_millis(1300));
-    assert_eq!(team.redis.cli(&["EXISTS", &y[0]]), "0", "Redis dropped it at its TTL");
-    team.redis.eval(COPY, &["aside", &y[0]]);
+    assert_eq!(team.redis().cli(&["EXISTS", &y[0]]), "0", "Redis dropped it at its TTL");
+    team.redis().eval(COPY, &["aside", &y[0]]);
     let replayed = fresh("h");
     assert_eq!((replayed["n"].as_u64(), replayed["tier"].as_str(), replayed["rejected"].as_u64()), (Some(5), Some("network"), Some(1)), "{replayed}");
 }
@@ -261,7 +292,7 @@ fn a_dead_or_slow_redis_never_fails_a_command_and_costs_at_most_the_deadline() {
     assert_eq!(alone["more"], serde_json::json!([0, 0, 0, 0, 0]), "{alone}");
     // Killed mid-run: the first read is served by Redis, then it dies under the shell.
     team.machine("a").json(READS);
-    let pid = team.redis.cli(&["INFO", "server"]).lines().find_map(|l| l.strip_prefix("process_id:").map(|p| p.trim().to_string())).expect("pid");
+    let pid = team.redis().cli(&["INFO", "server"]).lines().find_map(|l| l.strip_prefix("process_id:").map(|p| p.trim().to_string())).expect("pid");
     let mut b = team.machine("b");
     b.deadline = "100ms";
     let started = Instant::now();
@@ -274,7 +305,7 @@ fn a_dead_or_slow_redis_never_fails_a_command_and_costs_at_most_the_deadline() {
     assert!(shared["errors"].as_u64().unwrap_or(0) + shared["timeouts"].as_u64().unwrap_or(0) >= 1, "{shared}");
     assert!(shared["skipped"].as_u64() >= Some(1), "the breaker opened: {shared}");
     assert!(elapsed < baseline + Duration::from_secs(2), "{elapsed:?} against {baseline:?} alone");
-    team.redis.kill();
+    team.redis().kill();
 
     // Behind a proxy that holds every connection for 1 s: lookups are late, so misses.
     let redis = Redis::start();
@@ -345,4 +376,252 @@ fn a_malformed_setting_is_a_spanned_error_with_help() {
     let out = a.output("$env.NUAWS_SHARED_CACHE = {url: 'redis://127.0.0.1:1', key_file: '/nonexistent/team.key'}; aws ec2 instances");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("team key file"), "{stderr}");
+}
+
+/// Profiles of moto's default account entered by AssumeRole with the environment's keys:
+/// `alice` and `bob` are two sessions of the role `team`, `carol` a session (named alice too)
+/// of the role `auditor`. moto gives every access key one caller ARN, so these are the way to
+/// distinct identities.
+fn write_profiles(team: &Team) {
+    let config = team.moto.dir.join("home").join("aws-config");
+    std::fs::create_dir_all(config.parent().expect("home")).expect("home");
+    let profile = |name: &str, role: &str, session: &str| {
+        format!(
+            "[profile {name}]\nrole_arn = arn:aws:iam::123456789012:role/{role}\nrole_session_name = {session}\ncredential_source = Environment\n"
+        )
+    };
+    let text = [profile("alice", "team", "alice"), profile("bob", "team", "bob"), profile("carol", "auditor", "alice")].concat();
+    std::fs::write(&config, text).expect("aws config");
+}
+
+/// The listings moto has answered: (DescribeInstances, ListObjectsV2).
+fn listings_at_moto(team: &Team) -> (usize, usize) {
+    (team.moto.requests("DescribeInstances", ""), team.moto.requests("ListObjectsV2", ""))
+}
+
+const ROOT: &str = "aws s3 ls s3://nuaws-team-bucket-7f3a/ | length";
+const LISTING: &str = "aws s3 ls s3://nuaws-team-bucket-7f3a/logs/ | length";
+const READ_LISTING: &str = "{n: (aws s3 ls s3://nuaws-team-bucket-7f3a/logs/ | length), tier: (aws cache last | get tier), shared: (aws cache stats | get shared)}";
+
+#[test]
+fn two_identities_share_nothing_unless_their_role_is_opted_in() {
+    let team = seeded_team();
+    write_profiles(&team);
+    let user = |name: &str, profile: &'static str, settings: &str| {
+        let mut m = team.machine(name);
+        m.profile = Some(profile);
+        m.settings = settings.to_string();
+        m
+    };
+
+    // Alice lists (the bucket's root first: her identity and the bucket's region, so the
+    // listing after it adds one name): her own requests at moto.
+    let alice = user("alice", "alice", "");
+    let before = listings_at_moto(&team);
+    added_by(&team, &alice, ROOT);
+    let alice_listing = added_by(&team, &alice, LISTING);
+    assert_eq!(alice_listing.len(), 1, "{alice_listing:?}");
+    let first = alice.json(READS);
+    assert_eq!((first["instances"].as_u64(), first["objects"].as_u64()), (Some(4), Some(3)), "{first}");
+    assert_eq!(first["instances_tier"], "network", "{first}");
+    let after_alice = listings_at_moto(&team);
+    assert_eq!(after_alice, (before.0 + 1, before.1 + 2), "alice fetched each listing once");
+
+    // Bob: the same account and role, another session. Nothing of alice's serves him.
+    let bob = user("bob", "bob", "");
+    added_by(&team, &bob, ROOT);
+    let bob_listing = added_by(&team, &bob, LISTING);
+    assert_eq!(bob_listing.len(), 1, "bob's listing is an entry of its own: {bob_listing:?}");
+    assert_ne!(bob_listing, alice_listing);
+    let second = bob.json(READS);
+    assert_eq!((second["instances"].as_u64(), second["objects"].as_u64()), (Some(4), Some(3)), "{second}");
+    assert_eq!(second["instances_tier"], "network", "{second}");
+    assert_eq!(second["shared"]["hits"], 0, "{second}");
+    assert_eq!(listings_at_moto(&team), (after_alice.0 + 1, after_alice.1 + 2), "bob's listings were his own requests");
+
+    // Not even when put under bob's name: alice's entry opens in her scope only.
+    team.redis().eval(COPY, &[&alice_listing[0], &bob_listing[0]]);
+    let moved = user("bob2", "bob", "").json(READ_LISTING);
+    assert_eq!((moved["n"].as_u64(), moved["tier"].as_str()), (Some(3), Some("network")), "{moved}");
+    assert_eq!(moved["shared"]["rejected"], 1, "{moved}");
+
+    // A team that opts its role in shares across the role's sessions, and nothing more.
+    let opted = "roles: [team]";
+    let a = user("alice-opted", "alice", opted).json(READS);
+    assert_eq!((a["instances_tier"].as_str(), a["objects_tier"].as_str()), (Some("network"), Some("network")), "{a}");
+    let b = user("bob-opted", "bob", opted).json(READS);
+    assert_eq!((b["instances_tier"].as_str(), b["objects_tier"].as_str()), (Some("shared"), Some("shared")), "{b}");
+    assert_eq!((b["instances"].as_u64(), b["objects"].as_u64()), (Some(4), Some(3)), "{b}");
+    let c = user("carol-opted", "carol", opted).json(READS);
+    assert_eq!((c["instances_tier"].as_str(), c["objects_tier"].as_str()), (Some("network"), Some("network")), "{c}");
+    assert_eq!(c["shared"]["hits"], 0, "another role (its session named alice too) shares nothing: {c}");
+}
+
+/// The moto log's entries since line `from`, as their operation names.
+fn operations_since(team: &Team, from: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(&team.moto.log).unwrap_or_default();
+    text.lines()
+        .skip(from)
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|e| e["op"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+#[test]
+fn sixteen_machines_missing_one_listing_at_once_make_one_request() {
+    let team = seeded_team();
+    let reference = team.moto.harness("list-ec2", &[]);
+    let mut expected: Vec<serde_json::Value> = reference
+        .as_array()
+        .expect("instances")
+        .iter()
+        .map(|i| serde_json::json!({"id": i["id"], "name": i["name"]}))
+        .collect();
+    expected.sort_by_key(|i| i["id"].as_str().unwrap_or_default().to_string());
+    assert_eq!(expected.len(), 4);
+    // Every request takes a second longer (the fault proxy in front of moto), so the sixteen
+    // surely overlap with whoever fetches. Deadline and lease are generous: sixteen shells
+    // starting on a loaded 2-core machine must not turn waits into timeouts.
+    let proxy = FaultProxy::start(&team.moto.endpoint, FaultConfig::latency(Duration::from_secs(1))).expect("proxy");
+    let from = team.requests();
+    let script = "{rows: (aws ec2 instances | select id name | sort-by id), tier: (aws cache last | get tier), \
+        shared: (aws cache stats | get shared)} | to json --raw";
+    let shells: Vec<_> = (0..16)
+        .map(|i| {
+            let mut m = team.machine(&format!("m{i}"));
+            m.deadline = "2sec";
+            m.settings = "lease: 20sec".into();
+            m.endpoint = proxy.endpoint();
+            m.command(script)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn nuaws")
+        })
+        .collect();
+    let answers: Vec<serde_json::Value> = shells
+        .into_iter()
+        .map(|shell| {
+            let out = shell.wait_with_output().expect("nuaws");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice(&out.stdout).expect("json")
+        })
+        .collect();
+    let operations = operations_since(&team, from);
+    assert_eq!(operations.len(), 2, "one identity and one listing for all sixteen: {operations:?}");
+    assert_eq!(
+        (operations.iter().filter(|o| *o == "GetCallerIdentity").count(), operations.iter().filter(|o| *o == "DescribeInstances").count()),
+        (1, 1),
+        "{operations:?}"
+    );
+    for answer in &answers {
+        assert_eq!(answer["rows"], serde_json::Value::Array(expected.clone()), "{answer}");
+    }
+    let tiers: Vec<&str> = answers.iter().filter_map(|a| a["tier"].as_str()).collect();
+    assert_eq!(tiers.iter().filter(|t| **t == "network").count(), 1, "{tiers:?}");
+    assert_eq!(tiers.iter().filter(|t| **t == "shared").count(), 15, "{tiers:?}");
+    let sum = |field: &str| answers.iter().map(|a| a["shared"][field].as_u64().unwrap_or(0)).sum::<u64>();
+    assert_eq!(sum("lease_wins"), 2, "one lease for the identity, one for the listing: {answers:?}");
+    assert!(sum("lease_waits") >= 1, "{answers:?}");
+    assert_eq!(sum("lease_filled"), sum("lease_waits"), "every wait ended with the holder's answer: {answers:?}");
+    assert_eq!((sum("lease_lapsed"), sum("errors"), sum("timeouts")), (0, 0, 0), "{answers:?}");
+    assert!(team.redis().keys().iter().all(|k| !k.ends_with(":lease")), "every lease was given up");
+}
+
+#[test]
+fn a_dead_lease_holder_blocks_nobody_past_the_lease() {
+    let team = seeded_team();
+    let a = team.machine("a");
+    // The identity first, so the read below misses only the listing.
+    assert!(a.output("aws ec2 instances --region eu-west-1 | length").status.success());
+    let listing = added_by(&team, &a, LISTING);
+    assert_eq!(listing.len(), 2, "the bucket's region and the listing: {listing:?}");
+    let entry = largest(&team, &listing);
+    // A holder that died: its lease stays until it lapses, and no answer comes.
+    team.redis().cli(&["DEL", &entry]);
+    team.redis().cli(&["SET", &format!("{entry}:lease"), "a-dead-machine", "PX", "60000"]);
+    let mut b = team.machine("b");
+    b.settings = "lease: 1500ms".into();
+    let started = Instant::now();
+    let out = b.json(READ_LISTING);
+    let waited = started.elapsed();
+    assert_eq!((out["n"].as_u64(), out["tier"].as_str()), (Some(3), Some("network")), "{out}");
+    assert_eq!((out["shared"]["lease_waits"].as_u64(), out["shared"]["lease_lapsed"].as_u64()), (Some(1), Some(1)), "{out}");
+    assert!(waited >= Duration::from_millis(1500), "it waited for the lease: {waited:?}");
+    // And the dead machine's lease is not taken from it: only its owner gives it up.
+    assert_eq!(team.redis().cli(&["GET", &format!("{entry}:lease")]), "a-dead-machine");
+}
+
+#[test]
+fn over_tls_a_second_machine_answers_from_the_shared_tier_and_a_wrong_ca_is_a_counted_error() {
+    let redis = Redis::start_tls();
+    let ca = redis.tls_ca.clone().expect("a CA");
+    let url = redis.url();
+    assert!(url.starts_with("rediss://"), "{url}");
+    let team = team_on(Some(redis), url);
+    seed(&team);
+    let trusting = |name: &str, ca: &std::path::Path| {
+        let mut m = team.machine(name);
+        m.settings = format!("ca_file: '{}'", ca.display());
+        m
+    };
+    let first = trusting("a", &ca).json(READS);
+    assert_eq!((first["instances"].as_u64(), first["objects"].as_u64()), (Some(4), Some(3)), "{first}");
+    assert_eq!(first["instances_tier"], "network", "{first}");
+    let before = team.requests();
+    let second = trusting("b", &ca).json(READS);
+    assert_eq!((second["instances_tier"].as_str(), second["objects_tier"].as_str()), (Some("shared"), Some("shared")), "{second}");
+    assert_eq!((second["instances"].as_u64(), second["objects"].as_u64()), (Some(4), Some(3)), "{second}");
+    assert_eq!(team.requests(), before, "the second machine asked AWS nothing");
+    assert_eq!((second["shared"]["errors"].as_u64(), second["shared"]["rejected"].as_u64()), (Some(0), Some(0)), "{second}");
+    assert!(team.redis().keys().len() >= 3, "entries went over TLS");
+
+    // A CA that did not sign the server's certificate: no connection, counted as errors; AWS
+    // answers everything.
+    let other = redis::make_ca(&team.moto.dir, "other-ca");
+    let wrong = trusting("c", &other).json(READS);
+    assert_eq!((wrong["instances"].as_u64(), wrong["objects"].as_u64()), (Some(4), Some(3)), "{wrong}");
+    assert_eq!((wrong["instances_tier"].as_str(), wrong["objects_tier"].as_str()), (Some("network"), Some("network")), "{wrong}");
+    let shared = &wrong["shared"];
+    assert!(shared["errors"].as_u64() >= Some(1), "{shared}");
+    assert_eq!((shared["hits"].as_u64(), shared["misses"].as_u64()), (Some(0), Some(0)), "faults are not misses: {shared}");
+    assert!(team.requests() > before);
+    // Plain text to a TLS port is a fault too, never an answer.
+    let mut plain = team.machine("d");
+    plain.url = plain.url.replace("rediss://", "redis://");
+    let out = plain.json(READS);
+    assert_eq!((out["instances"].as_u64(), out["instances_tier"].as_str()), (Some(4), Some("network")), "{out}");
+    assert_eq!(out["shared"]["hits"], 0, "{out}");
+}
+
+#[test]
+fn machines_share_through_a_redis_cluster_with_entries_on_every_node() {
+    let cluster = RedisCluster::start();
+    let team = team_on(None, cluster.url());
+    seed(&team);
+    let script = "let i = (aws ec2 instances | length); let ti = (aws cache last | get tier); \
+        let o = (aws s3 ls s3://nuaws-team-bucket-7f3a/logs/ | length); let to = (aws cache last | get tier); \
+        let more = ([eu-west-1 eu-west-2 eu-central-1 ap-south-1 sa-east-1 ca-central-1] | each {|r| aws ec2 instances --region $r | length; aws cache last | get tier }); \
+        {instances: $i, instances_tier: $ti, objects: $o, objects_tier: $to, more: $more, shared: (aws cache stats | get shared)}";
+    let first = team.machine("a").json(script);
+    assert_eq!((first["instances"].as_u64(), first["objects"].as_u64()), (Some(4), Some(3)), "{first}");
+    assert_eq!(first["instances_tier"], "network", "{first}");
+    let before = team.requests();
+    let second = team.machine("b").json(script);
+    assert_eq!((second["instances_tier"].as_str(), second["objects_tier"].as_str()), (Some("shared"), Some("shared")), "{second}");
+    assert_eq!(second["more"], serde_json::Value::Array(vec![serde_json::json!("shared"); 6]), "{second}");
+    assert_eq!((second["instances"].as_u64(), second["objects"].as_u64()), (Some(4), Some(3)), "{second}");
+    assert_eq!(team.requests(), before, "the second machine asked AWS nothing");
+    let shared = &second["shared"];
+    assert_eq!((shared["errors"].as_u64(), shared["timeouts"].as_u64(), shared["rejected"].as_u64()), (Some(0), Some(0), Some(0)), "{shared}");
+    let per_node = cluster.keys_per_node();
+    let counts: Vec<usize> = per_node.iter().map(Vec::len).collect();
+    assert!(counts.iter().filter(|n| **n > 0).count() >= 2, "entries spread over the nodes: {counts:?}");
+    assert!(counts.iter().sum::<usize>() >= 9, "{counts:?}");
+
+    // A teammate's rm moves the bucket's generation on whichever node holds it.
+    let out = team.machine("b").output("aws s3 rm s3://nuaws-team-bucket-7f3a/logs/audit-trail.json | ignore");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let third = team.machine("c").json(READ_LISTING);
+    assert_eq!((third["n"].as_u64(), third["tier"].as_str()), (Some(2), Some("network")), "{third}");
 }

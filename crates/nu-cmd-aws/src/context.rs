@@ -83,12 +83,20 @@ pub fn cache_off(engine_state: &EngineState, stack: &Stack) -> bool {
         .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "off" | "0" | "false" | "no"))
 }
 
+/// The fields `$env.NUAWS_SHARED_CACHE` may have.
+const KNOWN_SHARED_SETTINGS: [&str; 9] =
+    ["url", "key_file", "key_env", "username", "password_env", "deadline", "lease", "ca_file", "roles"];
+
 /// The shared cache tier of this shell, from `$env.NUAWS_SHARED_CACHE`:
 /// `{url: "rediss://cache.internal:6379", key_file: "~/.config/nuaws/team.key"}`, with optional
 /// `key_env` (the name of an `$env` variable holding the team key instead of a file),
 /// `username`, `password_env` (the name of an `$env` variable holding the password: never in
-/// the URL), `deadline` (a duration, 50ms by default: how long a lookup may wait) and `roles`
-/// (role names whose sessions share one scope). `None` when unset; a spanned error when malformed.
+/// the URL), `deadline` (a duration, 50ms by default: how long a lookup may wait), `lease` (a
+/// duration, 2sec by default: how long the first reader of a missing entry makes the others
+/// wait for its answer), `ca_file` (for `rediss://`: PEM certificates of the CA to trust instead
+/// of the system's) and `roles` (role names whose sessions share one scope). The URL is
+/// `redis://`, `rediss://`, or `redis+cluster://host:port,host:port` (`rediss+cluster://`) for a
+/// Redis Cluster. `None` when unset; a spanned error when malformed.
 pub fn shared_config(engine_state: &EngineState, stack: &Stack) -> Result<Option<SharedConfig>, ShellError> {
     let Some(value) = stack.get_env_var(engine_state, "NUAWS_SHARED_CACHE") else {
         return Ok(None);
@@ -127,17 +135,17 @@ pub fn shared_config(engine_state: &EngineState, stack: &Stack) -> Result<Option
             })
     };
     for name in record.columns() {
-        if !matches!(name.as_str(), "url" | "key_file" | "key_env" | "username" | "password_env" | "deadline" | "roles") {
+        if !KNOWN_SHARED_SETTINGS.contains(&name.as_str()) {
             let at = record.get(name).map_or(span, |v| v.span());
             return Err(bad(
                 format!("unknown setting `{name}`"),
                 at,
-                "Known settings: url, key_file, key_env, username, password_env, deadline, roles.",
+                &format!("Known settings: {}.", KNOWN_SHARED_SETTINGS.join(", ")),
             ));
         }
     }
     let url = text("url")?.ok_or_else(|| bad("`url` is missing".into(), span, SHAPE))?;
-    const URL_HELP: &str = "Write redis://host:port or rediss://host:port, with credentials in `username` and `password_env`.";
+    const URL_HELP: &str = "Write redis://host:port or rediss://host:port (a cluster: redis+cluster://host:port,host:port), with credentials in `username` and `password_env`.";
     SharedConfig::check_url(&url.item).map_err(|msg| bad(msg, url.span, URL_HELP))?;
     let key_bytes = match (text("key_file")?, text("key_env")?) {
         (Some(file), None) => {
@@ -167,14 +175,37 @@ pub fn shared_config(engine_state: &EngineState, stack: &Stack) -> Result<Option
     if let Some(var) = text("password_env")? {
         config = config.password(Some(env_text(&var, "password")?));
     }
-    if let Some(deadline) = record.get("deadline") {
-        let nanos = deadline
+    let duration = |name: &str, example: &str| -> Result<Option<Duration>, ShellError> {
+        let Some(value) = record.get(name) else {
+            return Ok(None);
+        };
+        let help = format!("For example {name}: {example}.");
+        let nanos = value
             .as_duration()
-            .map_err(|_| bad("`deadline` must be a duration".into(), deadline.span(), "For example deadline: 30ms."))?;
+            .map_err(|_| bad(format!("`{name}` must be a duration"), value.span(), &help))?;
         if nanos <= 0 {
-            return Err(bad("`deadline` must be positive".into(), deadline.span(), "For example deadline: 30ms."));
+            return Err(bad(format!("`{name}` must be positive"), value.span(), &help));
         }
-        config = config.deadline(Duration::from_nanos(nanos as u64));
+        Ok(Some(Duration::from_nanos(nanos as u64)))
+    };
+    if let Some(deadline) = duration("deadline", "30ms")? {
+        config = config.deadline(deadline);
+    }
+    if let Some(lease) = duration("lease", "2sec")? {
+        config = config.lease(lease);
+    }
+    if let Some(file) = text("ca_file")? {
+        if !url.item.starts_with("rediss") {
+            return Err(bad(
+                "`ca_file` is for a TLS connection".into(),
+                file.span,
+                "Use a rediss:// (or rediss+cluster://) URL, or drop `ca_file`.",
+            ));
+        }
+        let pem = std::fs::read(nu_path::expand_tilde(&file.item)).map_err(|e| {
+            bad(format!("cannot read the CA file: {e}"), file.span, "Name a file of PEM certificates (the CA that signed the server's certificate).")
+        })?;
+        config = config.ca_certificates(Some(pem));
     }
     if let Some(roles) = record.get("roles") {
         let help = "A list of role names, e.g. roles: [ReadOnly].";
@@ -599,16 +630,19 @@ impl CallSession {
         if !region_known {
             // The fetch finds the bucket's region: its answer is stored under that region's key.
             if self.freshness == Freshness::Normal {
-                if let Some((entry, tier)) = self.cache.lookup(&key, service) {
+                if let Some((entry, tier)) = self.cache.lookup_or_wait(&key, service) {
                     self.record(Some(key), tier, entry.created_at);
                     return Ok(entry.rows.first().cloned().unwrap_or_default());
                 }
             }
             self.cache.count_network(&key, service);
-            let row = fetch()?;
-            let key = self.key(service, operation, scope, params).unwrap_or(key);
-            self.cache.store(key.clone(), vec![row.clone()], ttl);
-            self.record(Some(key), Tier::Network, SystemTime::now());
+            let row = fetch().inspect_err(|_| self.cache.abandon(&key))?;
+            let found = self.key(service, operation, scope, params).unwrap_or_else(|| key.clone());
+            self.cache.store(found.clone(), vec![row.clone()], ttl);
+            if found != key {
+                self.cache.abandon(&key);
+            }
+            self.record(Some(found), Tier::Network, SystemTime::now());
             return Ok(row);
         }
         let (entry, tier) = self
