@@ -90,16 +90,16 @@ impl RowFeed {
         start: impl FnOnce() -> Result<PageStream<Row>, AwsError>,
     ) -> Result<Self, AwsError> {
         let ttl = ttl.filter(|_| freshness != Freshness::Bypass);
-        if let (Some(_), Freshness::Normal) = (ttl, freshness) {
-            if let Some((entry, tier)) = cache.lookup_or_wait(&key, service) {
-                return Ok(Self {
-                    inner: Inner::Replay(entry.rows.clone().into_iter()),
-                    source: Source {
-                        tier,
-                        fetched_at: entry.created_at,
-                    },
-                });
-            }
+        if let (Some(_), Freshness::Normal) = (ttl, freshness)
+            && let Some((entry, tier)) = cache.lookup_or_wait(&key, service)
+        {
+            return Ok(Self {
+                inner: Inner::Replay(entry.rows.clone().into_iter()),
+                source: Source {
+                    tier,
+                    fetched_at: entry.created_at,
+                },
+            });
         }
         cache.count_network(&key, service);
         let pages = start().inspect_err(|_| cache.abandon(&key))?;
