@@ -42,6 +42,8 @@ struct Machine<'a> {
     profile: Option<&'static str>,
     /// Where AWS is reached: moto, or a proxy in front of it.
     endpoint: String,
+    /// More environment variables of the machine's user (`XDG_CONFIG_HOME`, ...).
+    env: Vec<(String, String)>,
 }
 
 fn team() -> Team {
@@ -70,6 +72,7 @@ impl Team {
             settings: String::new(),
             profile: None,
             endpoint: self.moto.endpoint.clone(),
+            env: Vec::new(),
         }
     }
 
@@ -120,6 +123,7 @@ impl Machine<'_> {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("NO_COLOR", "1")
             .envs(env)
+            .envs(self.env.iter().cloned())
             .env("AWS_ENDPOINT_URL", &self.endpoint);
         cmd
     }
@@ -379,6 +383,87 @@ fn a_malformed_setting_is_a_spanned_error_with_help() {
     let out = a.output("$env.NUAWS_SHARED_CACHE = {url: 'redis://127.0.0.1:1', key_file: '/nonexistent/team.key'}; aws ec2 instances");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("team key file"), "{stderr}");
+}
+
+/// Writes the shared cache file (`<config home>/nuaws/shared-cache.nuon`) with `text`, and the
+/// team key beside it; returns the file.
+fn config_file(config_home: &std::path::Path, team: &Team, text: &str) -> PathBuf {
+    let dir = config_home.join("nuaws");
+    std::fs::create_dir_all(&dir).expect("config dir");
+    std::fs::copy(&team.key_file, dir.join("team.key")).expect("key");
+    let file = dir.join("shared-cache.nuon");
+    std::fs::write(&file, text).expect("config file");
+    file
+}
+
+#[test]
+fn two_machines_share_through_the_config_file_and_the_variable_wins_over_it() {
+    let team = seeded_team();
+    // In the users' ~/.config/nuaws (the team's machines share a HOME here), no variable set;
+    // the key file named relative to the config file.
+    let home = team.moto.dir.join("home");
+    config_file(
+        &home.join(".config"),
+        &team,
+        &format!("# the team's cache\n{{\n    url: \"{}\"\n    key_file: team.key\n    deadline: 500ms\n}}\n", team.url),
+    );
+    let from_file = |name: &str| {
+        let mut m = team.machine(name);
+        m.shared = false;
+        m
+    };
+    let first = from_file("a").json(READS);
+    assert_eq!((first["instances"].as_u64(), first["objects"].as_u64()), (Some(4), Some(3)), "{first}");
+    assert_eq!(first["instances_tier"], "network", "{first}");
+    let before = team.requests();
+    let second = from_file("b").json(READS);
+    assert_eq!((second["instances_tier"].as_str(), second["objects_tier"].as_str()), (Some("shared"), Some("shared")), "{second}");
+    assert_eq!((second["instances"].as_u64(), second["objects"].as_u64()), (Some(4), Some(3)), "{second}");
+    assert_eq!(team.requests(), before, "the second machine asked AWS nothing");
+    assert_eq!(second["shared"]["url"], team.url.as_str(), "{second}");
+
+    // The variable wins: set, with another team key, the file is not read (its entries do not
+    // open under other names: plain misses).
+    let other_key = team.moto.dir.join("other.key");
+    std::fs::write(&other_key, "an-other-team-key-fedcba9876543210fedcba98").expect("key");
+    let mut by_variable = team.machine("c");
+    by_variable.key_file = other_key;
+    let third = by_variable.json(READS);
+    assert_eq!((third["instances_tier"].as_str(), third["objects_tier"].as_str()), (Some("network"), Some("network")), "{third}");
+    assert_eq!((third["shared"]["hits"].as_u64(), third["shared"]["rejected"].as_u64()), (Some(0), Some(0)), "{third}");
+    assert!(third["shared"]["misses"].as_u64() >= Some(2), "{third}");
+}
+
+#[test]
+fn a_malformed_config_file_is_said_once_naming_file_and_field_and_the_tier_stays_off() {
+    let team = seeded_team();
+    let mut a = team.machine("a");
+    a.shared = false;
+    let config_home = team.moto.dir.join("config-a");
+    a.env.push(("XDG_CONFIG_HOME".into(), config_home.display().to_string()));
+    let file = config_file(&config_home, &team, &format!("{{url: \"{}\", key_file: team.key, deadline: soon}}", team.url));
+    let script = "{instances: (aws ec2 instances | length), objects: (aws s3 ls s3://nuaws-team-bucket-7f3a/logs/ | length), \
+        shared: (aws cache stats | get shared)} | to json --raw";
+    let out = a.output(script);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "a file nobody is looking at fails no command: {stderr}");
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!((got["instances"].as_u64(), got["objects"].as_u64()), (Some(4), Some(3)), "{got}");
+    assert_eq!(got["shared"], serde_json::Value::Null, "the tier is off: {got}");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("shared cache")).collect();
+    assert_eq!(warnings.len(), 1, "said once for three commands: {stderr}");
+    let file_name = file.display().to_string();
+    assert!(warnings[0].contains(&file_name) && warnings[0].contains("field `deadline`") && warnings[0].contains("duration"), "{stderr}");
+    assert!(team.redis().keys().is_empty(), "nothing reached Redis: {:?}", team.redis().keys());
+
+    // Not NUON at all: said too, with the file's name.
+    std::fs::write(&file, "{url: \"redis://127.0.0.1:1\"").expect("file");
+    let out = a.output("aws ec2 instances | length");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains(&file_name) && stderr.contains("not NUON"), "{stderr}");
+    // With the cache off, the file is not even read: nothing to say.
+    let out = a.output("$env.NUAWS_CACHE = 'off'; aws ec2 instances | length");
+    assert!(out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("shared cache"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Profiles of moto's default account entered by AssumeRole with the environment's keys:

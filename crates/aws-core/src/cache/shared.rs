@@ -23,7 +23,8 @@
 //! `MGET` reads both, on one node of a cluster too. A generation names the time it was set, so the
 //! tiers above (memory, disk) are checked against it too ([`TierStore::still_current`]): a local
 //! copy fetched before a teammate's write is not served. The counter a process read is trusted
-//! for [`GENERATION_MEMO`], so a running shell drops a stale memory copy within a second.
+//! for [`SharedConfig::recheck`] ([`GENERATION_MEMO`] by default), so a running shell drops a
+//! stale memory copy within a second.
 //!
 //! Single flight across machines: a reader that every tier missed takes the entry's lease
 //! (`SET NX PX`, a name hashed like the entry's, in its hash tag) before it asks AWS, and gives
@@ -77,7 +78,7 @@ const BACKGROUND_BOUND: Duration = Duration::from_secs(2);
 /// How long a process waits at exit for its queued writes to reach Redis.
 const EXIT_DRAIN: Duration = Duration::from_millis(500);
 /// How long a process trusts the generation it last read of a group before reading it again to
-/// check a local copy.
+/// check a local copy, unless configured ([`SharedConfig::recheck`]).
 pub const GENERATION_MEMO: Duration = Duration::from_secs(1);
 /// Generations remembered per process (the ones its lookups saw), before the memory is reset.
 const MAX_REMEMBERED_GENERATIONS: usize = 4096;
@@ -121,6 +122,7 @@ pub struct SharedConfig {
     failures_to_open: u32,
     cooldown: Duration,
     lease: Duration,
+    recheck: Duration,
     ca: Option<CaCertificates>,
 }
 
@@ -152,6 +154,7 @@ impl SharedConfig {
             failures_to_open: 3,
             cooldown: Duration::from_secs(30),
             lease: Duration::from_secs(2),
+            recheck: GENERATION_MEMO,
             ca: None,
         })
     }
@@ -203,6 +206,14 @@ impl SharedConfig {
     /// themselves: about the time a typical answer takes to fetch.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a generation this process read is trusted before a copy in memory or on disk is
+    /// checked against Redis again (default [`GENERATION_MEMO`], 1 s): the longest a running
+    /// shell serves a copy a teammate's write made stale.
+    pub fn recheck(mut self, recheck: Duration) -> Self {
+        self.recheck = recheck;
         self
     }
 
@@ -786,7 +797,7 @@ impl SharedCache {
         let counter = inner.sealer.names(&entry.key).generation;
         let memo = lock(&inner.generations)
             .get(&counter)
-            .filter(|(_, seen)| seen.elapsed() < GENERATION_MEMO)
+            .filter(|(_, seen)| seen.elapsed() < inner.config.recheck)
             .map(|(g, _)| g.clone());
         let generation = match memo {
             Some(g) => g,
