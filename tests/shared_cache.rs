@@ -333,7 +333,9 @@ fn a_dead_or_slow_redis_never_fails_a_command_and_costs_at_most_the_deadline() {
 fn a_teammates_rm_makes_a_running_shells_next_listing_miss() {
     let team = team();
     team.objects("z/", &["keep-1", "keep-2", "gone"]);
-    let a = team.machine("a");
+    // The recheck alone (no tracking): a running shell re-reads the generation after 1 s.
+    let mut a = team.machine("a");
+    a.settings = "tracking: false".into();
     let ready = team.moto.dir.join("ready");
     let go = team.moto.dir.join("go");
     // A long-running shell: lists, waits for the teammate, lists again.
@@ -369,6 +371,60 @@ fn a_teammates_rm_makes_a_running_shells_next_listing_miss() {
     // And a third machine, fresh, misses the old entry too.
     let c = team.machine("c").json("{n: (aws s3 ls s3://nuaws-team-bucket-7f3a/z/ | length), tier: (aws cache last | get tier)}");
     assert_eq!(c["n"], 2, "{c}");
+}
+
+#[test]
+fn a_teammates_rm_drops_a_running_shells_memory_copy_at_once_through_tracking() {
+    let team = team();
+    team.objects("t/", &["keep-1", "keep-2", "gone"]);
+    let ready = |name: &str| team.moto.dir.join(format!("ready-{name}"));
+    let go = team.moto.dir.join("go");
+    // Two running shells that trust a generation for a minute: only a push can tell them of the
+    // teammate's rm in time. The second asks for no tracking: it shows what the push changes.
+    let shell = |name: &str, tracking: bool| {
+        let mut m = team.machine(name);
+        m.settings = format!("recheck: 1min, tracking: {tracking}");
+        let script = format!(
+            "let first = (aws s3 ls s3://nuaws-team-bucket-7f3a/t/ | length); \
+             let warm = (aws s3 ls s3://nuaws-team-bucket-7f3a/t/ | length); let warm_tier = (aws cache last | get tier); \
+             mut waited = 0; while (aws cache stats | get shared.tracking) != {tracking} and $waited < 100 {{ sleep 50ms; $waited += 1 }}; \
+             'x' | save '{}'; \
+             $waited = 0; while not ('{}' | path exists) and $waited < 600 {{ sleep 20ms; $waited += 1 }}; \
+             sleep 300ms; \
+             let after = (aws s3 ls s3://nuaws-team-bucket-7f3a/t/ | length); let after_tier = (aws cache last | get tier); \
+             {{first: $first, warm: $warm, warm_tier: $warm_tier, after: $after, after_tier: $after_tier, shared: (aws cache stats | get shared)}} | to json --raw",
+            ready(name).display(),
+            go.display()
+        );
+        m.command(&script).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn")
+    };
+    let tracked = shell("tracked", true);
+    let untracked = shell("untracked", false);
+    let until = Instant::now() + Duration::from_secs(60);
+    while !(ready("tracked").exists() && ready("untracked").exists()) {
+        assert!(Instant::now() < until, "the shells did not list");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let b = team.machine("b");
+    let out = b.output("aws s3 rm s3://nuaws-team-bucket-7f3a/t/gone | ignore");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&go, "go").expect("go");
+    let result = |child: std::process::Child| {
+        let out = child.wait_with_output().expect("shell");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")
+    };
+    let (tracked, untracked) = (result(tracked), result(untracked));
+    for got in [&tracked, &untracked] {
+        assert_eq!((got["first"].as_u64(), got["warm"].as_u64(), got["warm_tier"].as_str()), (Some(3), Some(3), Some("memory")), "{got}");
+    }
+    // Told by Redis, the tracked shell dropped its copy at once (well within its minute).
+    assert_eq!(tracked["shared"]["tracking"], true, "{tracked}");
+    assert!(tracked["shared"]["pushes"].as_u64() >= Some(1), "{tracked}");
+    assert_eq!((tracked["after"].as_u64(), tracked["after_tier"].as_str()), (Some(2), Some("network")), "{tracked}");
+    // Untold, the other still serves its memory copy until its recheck.
+    assert_eq!(untracked["shared"]["tracking"], false, "{untracked}");
+    assert_eq!((untracked["after"].as_u64(), untracked["after_tier"].as_str()), (Some(3), Some("memory")), "{untracked}");
 }
 
 #[test]

@@ -26,7 +26,7 @@ pub const SHARED_CACHE_VAR: &str = "NUAWS_SHARED_CACHE";
 pub const SHARED_CACHE_FILE: &str = "shared-cache.nuon";
 
 /// The fields the setting may have.
-const KNOWN_SHARED_SETTINGS: [&str; 10] = [
+const KNOWN_SHARED_SETTINGS: [&str; 11] = [
     "url",
     "key_file",
     "key_env",
@@ -37,6 +37,7 @@ const KNOWN_SHARED_SETTINGS: [&str; 10] = [
     "ca_file",
     "roles",
     "recheck",
+    "tracking",
 ];
 
 /// What configures the shell's shared tier, if anything.
@@ -130,7 +131,8 @@ fn nuon_problem(err: &ShellError) -> String {
 /// entry makes the others wait for its answer), `ca_file` (for `rediss://`: PEM certificates of
 /// the CA to trust instead of the system's), `roles` (role names whose sessions share one scope),
 /// `recheck` (a duration, 1sec by default: how long a generation read is trusted before a local
-/// copy is checked against Redis again). The URL is
+/// copy is checked against Redis again) and `tracking` (a bool, true by default: whether Redis
+/// tells a running shell at once when a teammate's write moves a generation). The URL is
 /// `redis://`, `rediss://`, or `redis+cluster://host:port,host:port` (`rediss+cluster://`) for
 /// a Redis Cluster. In a file, relative `key_file` and `ca_file` paths are the file's
 /// directory's.
@@ -250,6 +252,12 @@ fn parse(value: &Value, source: Source<'_>, engine_state: &EngineState, stack: &
     }
     if let Some(recheck) = duration("recheck", "1sec")? {
         config = config.recheck(recheck);
+    }
+    if let Some(tracking) = record.get("tracking") {
+        let on = tracking
+            .as_bool()
+            .map_err(|_| bad("tracking", "`tracking` must be true or false".into(), tracking.span(), "For example tracking: false."))?;
+        config = config.tracking(on);
     }
     if let Some(file) = text("ca_file")? {
         if !url.item.starts_with("rediss") {
@@ -379,6 +387,8 @@ mod tests {
         assert!(e.contains("field `key_file`") && e.contains("team key file"), "{e}");
         let e = problem("{url: 'redis://127.0.0.1:6379', key_file: team.key, dedline: 30ms}");
         assert!(e.contains("field `dedline`") && e.contains("unknown setting"), "{e}");
+        let e = problem("{url: 'redis://127.0.0.1:6379', key_file: team.key, tracking: maybe}");
+        assert!(e.contains("field `tracking`"), "{e}");
         let e = problem("{url: 'redis://127.0.0.1:6379'");
         assert!(e.contains("not NUON"), "{e}");
         let e = problem("[redis://127.0.0.1:6379]");

@@ -24,7 +24,8 @@
 //! tiers above (memory, disk) are checked against it too ([`TierStore::still_current`]): a local
 //! copy fetched before a teammate's write is not served. The counter a process read is trusted
 //! for [`SharedConfig::recheck`] ([`GENERATION_MEMO`] by default), so a running shell drops a
-//! stale memory copy within a second.
+//! stale memory copy within a second; sooner on one server, where Redis tells it of every
+//! generation that moves ([`tracking`](super::tracking): RESP3 client tracking, a hint).
 //!
 //! Single flight across machines: a reader that every tier missed takes the entry's lease
 //! (`SET NX PX`, a name hashed like the entry's, in its hash tag) before it asks AWS, and gives
@@ -59,6 +60,7 @@ use super::codec::{self, Entry, FORMAT_VERSION};
 use super::key::{key_parts, shared_group};
 use super::tier::{Stale, TierStore};
 use super::tiered::Tier;
+use super::tracking::{self, Forget, GENERATION_PREFIX, TrackingState};
 use super::wall_expired;
 use crate::metrics::latency::{Latency, LatencyRecorder};
 use crate::runtime::runtime;
@@ -123,6 +125,7 @@ pub struct SharedConfig {
     cooldown: Duration,
     lease: Duration,
     recheck: Duration,
+    tracking: bool,
     ca: Option<CaCertificates>,
 }
 
@@ -155,6 +158,7 @@ impl SharedConfig {
             cooldown: Duration::from_secs(30),
             lease: Duration::from_secs(2),
             recheck: GENERATION_MEMO,
+            tracking: true,
             ca: None,
         })
     }
@@ -214,6 +218,13 @@ impl SharedConfig {
     /// shell serves a copy a teammate's write made stale.
     pub fn recheck(mut self, recheck: Duration) -> Self {
         self.recheck = recheck;
+        self
+    }
+
+    /// Whether to ask Redis to tell this process at once when a generation moves (default on;
+    /// one server only, Redis 6 or later: see [`tracking`](super::tracking)).
+    pub fn tracking(mut self, on: bool) -> Self {
+        self.tracking = on;
         self
     }
 
@@ -301,6 +312,10 @@ pub struct SharedStats {
     pub latency: Latency,
     /// Whether the breaker is open now.
     pub open: bool,
+    /// Whether Redis tells this process of moved generations now (client tracking).
+    pub tracking: bool,
+    /// Generations Redis said moved (tracking's pushes).
+    pub pushes: u64,
 }
 
 #[derive(Default)]
@@ -417,15 +432,16 @@ impl Sealer {
         let name = self.hash_hex(b"key\0", key, 16);
         Names {
             entry: format!("nuaws:v{SHARED_SCHEMA}:{{{tag}}}:{name}"),
-            generation: format!("nuaws:v{SHARED_SCHEMA}:{{{tag}}}:gen"),
+            generation: format!("{GENERATION_PREFIX}{{{tag}}}"),
             lease: format!("nuaws:v{SHARED_SCHEMA}:{{{tag}}}:{name}:lease"),
         }
     }
 
-    /// The generation counter of a group.
+    /// The generation counter of a group: named apart from the entries (its own prefix, for
+    /// tracking to watch), in their hash tag.
     pub fn generation_name(&self, group: &str) -> String {
         let tag = self.hash_hex(b"group\0", group, 10);
-        format!("nuaws:v{SHARED_SCHEMA}:{{{tag}}}:gen")
+        format!("{GENERATION_PREFIX}{{{tag}}}")
     }
 
     /// The scope an entry's key is derived for: the account and the key's digest, which covers
@@ -595,6 +611,10 @@ struct Inner {
     leases: Mutex<HashMap<String, Lease>>,
     /// Keys whose last lookup got no answer (late, or a fault), so their fetch takes no lease.
     unanswered: Mutex<std::collections::HashSet<String>>,
+    /// Whether Redis tells this process of moved generations (started with the connection).
+    tracking: Arc<TrackingState>,
+    /// This tier itself, for the tracking task (which must not keep it alive).
+    me: Weak<Inner>,
     counters: Counters,
 }
 
@@ -621,7 +641,8 @@ fn text(value: Option<Vec<u8>>) -> String {
 impl SharedCache {
     /// The tier for `config`. Connects nothing yet.
     pub fn new(config: SharedConfig, clock: Arc<dyn Clock>) -> SharedCache {
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|me| Inner {
+            me: me.clone(),
             sealer: Sealer::new(&config.key),
             config,
             clock,
@@ -632,6 +653,7 @@ impl SharedCache {
             generations: Mutex::default(),
             leases: Mutex::default(),
             unanswered: Mutex::default(),
+            tracking: Arc::default(),
             counters: Counters::default(),
         });
         let mut live = lock(&LIVE);
@@ -670,6 +692,8 @@ impl SharedCache {
             lease_lapsed: n(&c.lease_lapsed),
             latency: c.latency.snapshot(),
             open: lock(&self.inner.breaker).is_open(self.inner.clock.mono()),
+            tracking: self.inner.tracking.active(),
+            pushes: self.inner.tracking.pushes(),
         }
     }
 
@@ -872,6 +896,27 @@ impl Inner {
         lock(&self.breaker).failed(now, self.config.failures_to_open, self.config.cooldown);
     }
 
+    /// Starts tracking: each push forgets the generations it names, so the next check of a
+    /// local copy of those groups reads them again.
+    fn start_tracking(&self, client: &redis::Client) {
+        let me = self.me.clone();
+        tracking::start(client, self.tracking.clone(), move |forget| {
+            let Some(inner) = me.upgrade() else {
+                return false; // the tier is gone: stop tracking
+            };
+            let mut generations = lock(&inner.generations);
+            match forget {
+                Forget::All => generations.clear(),
+                Forget::Counters(counters) => {
+                    for counter in counters {
+                        generations.remove(&counter);
+                    }
+                }
+            }
+            true
+        });
+    }
+
     fn remember(&self, counter: &str, generation: String) {
         let mut gens = lock(&self.generations);
         if gens.len() >= MAX_REMEMBERED_GENERATIONS {
@@ -968,20 +1013,31 @@ impl Inner {
                 .set_response_timeout(Duration::from_secs(1));
             return Ok(Link::Cluster(builder.build()?.get_pending_async_connection_with_config(cluster)));
         }
-        let info = config.url.as_str().into_connection_info()?;
-        let mut settings = info.redis_settings().clone();
-        if let Some(user) = &config.username {
-            settings = settings.set_username(user);
-        }
-        if let Some(password) = &config.password {
-            settings = settings.set_password(password);
-        }
-        let info = info.set_redis_settings(settings);
-        let client = if config.is_tls() && config.ca.is_some() {
-            redis::Client::build_with_tls(info, certificates())?
-        } else {
-            redis::Client::open(info)?
+        let client = |protocol: redis::ProtocolVersion| -> redis::RedisResult<redis::Client> {
+            let info = config.url.as_str().into_connection_info()?;
+            let mut settings = info.redis_settings().clone().set_protocol(protocol);
+            if let Some(user) = &config.username {
+                settings = settings.set_username(user);
+            }
+            if let Some(password) = &config.password {
+                settings = settings.set_password(password);
+            }
+            let info = info.set_redis_settings(settings);
+            if config.is_tls() && config.ca.is_some() {
+                redis::Client::build_with_tls(info, certificates())
+            } else {
+                redis::Client::open(info)
+            }
         };
+        if config.tracking {
+            // A connection of its own speaking RESP3, so a server that does not (before 6)
+            // costs the tracking only, never the lookups.
+            match client(redis::ProtocolVersion::RESP3) {
+                Ok(resp3) => self.start_tracking(&resp3),
+                Err(err) => log::debug!("shared cache: no tracking: {err}"),
+            }
+        }
+        let client = client(redis::ProtocolVersion::RESP2)?;
         let manager = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(1)))
@@ -1158,8 +1214,12 @@ mod tests {
         assert_ne!(sealer(1).names(KEY), sealer(2).names(KEY));
         // Entries of one group share the counter's hash tag (one slot on a cluster).
         let n = sealer(1).names(KEY);
-        let tag = |s: &str| s.split('}').next().unwrap().to_string();
+        let tag = |s: &str| s.split_once('{').and_then(|(_, rest)| rest.split_once('}')).unwrap().0.to_string();
         assert_eq!(tag(&n.entry), tag(&n.generation));
+        assert_eq!(tag(&n.entry), tag(&n.lease));
+        // Counters apart from the entries, under the prefix tracking watches (of this schema).
+        assert!(GENERATION_PREFIX.starts_with(&format!("nuaws:v{SHARED_SCHEMA}:")));
+        assert!(n.generation.starts_with(GENERATION_PREFIX) && !n.entry.starts_with(GENERATION_PREFIX), "{n:?}");
     }
 
     #[test]
