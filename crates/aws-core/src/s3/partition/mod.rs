@@ -117,7 +117,7 @@ impl Default for PartitionSettings {
     fn default() -> Self {
         Self {
             page_size: 1000,
-            buffered_pages: 8,
+            buffered_pages: 16,
             ranges_at_once: 32,
             max_ranges: 256,
             split_width: 16,
