@@ -105,24 +105,29 @@ async fn resolve(session: &Session, cache: &Arc<Cache>) -> Result<Identity, AwsE
         let region = session.region().unwrap_or_default();
         cache.metrics().record_cache_lookup("sts", "GetCallerIdentity", region, tier);
     };
-    if let Some((entry, tier)) = cache.lookup(&key, "sts")
+    // Many processes starting at once (a CI fleet) wait for the first one's answer, off the
+    // runtime's workers: the wait is a blocking one.
+    if let Some((entry, tier)) = off_the_workers(|| cache.lookup_or_wait(&key, "sts"))
         && let Some(identity) = entry.rows.first().and_then(identity_of_row)
     {
         record(tier);
         session.remember_identity(&fingerprint, &identity);
         return Ok(identity);
     }
-    if let Some((role, _)) = session.assumed() {
-        assume(session, role).await?;
-    }
-    cache.count_network(&key, "sts");
-    record(crate::cache::Tier::Network);
-    let out = session
-        .sts()
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk(OPERATION, e))?;
+    let fetched = async {
+        if let Some((role, _)) = session.assumed() {
+            assume(session, role).await?;
+        }
+        cache.count_network(&key, "sts");
+        record(crate::cache::Tier::Network);
+        session
+            .sts()
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(OPERATION, e))
+    };
+    let out = fetched.await.inspect_err(|_| cache.abandon(&key))?;
     let identity = Identity::new(
         out.account().unwrap_or_default(),
         out.arn().unwrap_or_default(),
@@ -149,6 +154,15 @@ fn identity_row(identity: &Identity) -> Row {
     Row::new()
         .with("account", Field::Text(identity.account.clone()))
         .with("arn", Field::Text(identity.arn.clone()))
+}
+
+/// Runs the blocking `f` without holding up the other tasks of a runtime worker it may run on.
+fn off_the_workers<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// Assumes `session`'s role (its provider keeps the credentials for the requests that follow),

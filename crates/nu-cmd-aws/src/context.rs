@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use aws_core::cache::{
-    Cache, CachePolicy, DiskCache, Freshness, Request, RowFeed, SharedConfig, Stale, TeamKey, Tier, cache_key, shared_group,
+    Cache, CachePolicy, DiskCache, Freshness, Request, RowFeed, Stale, Tier, cache_key, shared_group,
 };
 use aws_core::identity::resolve_identity;
 use aws_core::metrics::Metrics;
@@ -24,6 +24,7 @@ use nu_protocol::Signals;
 use nu_protocol::shell_error::generic::GenericError;
 
 use crate::errors::{ErrorSpans, to_shell_error};
+use crate::shared_setting::{SharedSetting, env_shared_config, shared_setting};
 
 /// Process-wide AWS state, shared by every command through an `Arc`.
 pub struct AwsContext {
@@ -39,6 +40,8 @@ pub struct AwsContext {
     pub(crate) completions: Mutex<std::collections::HashMap<String, Arc<crate::complete::Pending>>>,
     /// Whether metrics may go to the disk cache: the cache was not off for the last command.
     metrics_to_disk: AtomicBool,
+    /// Why the shared cache file left the tier off, until the next foreground command says it.
+    shared_problem: Mutex<Option<String>>,
 }
 
 /// The context metrics are flushed from at exit (see [`flush_metrics`]). Held for the life of
@@ -61,12 +64,7 @@ pub fn flush_metrics() -> bool {
 /// The directory of the disk cache (and of `aws bench` baselines) for this shell:
 /// `$env.NUAWS_CACHE_DIR`, else `$env.XDG_CACHE_HOME/nuaws`, else `~/.cache/nuaws`.
 pub fn cache_dir(engine_state: &EngineState, stack: &Stack) -> Option<PathBuf> {
-    let var = |name: &str| {
-        stack
-            .get_env_var(engine_state, name)
-            .and_then(|v| v.coerce_string().ok())
-            .filter(|v| !v.is_empty())
-    };
+    let var = |name: &str| shell_var(engine_state, stack, name);
     var("NUAWS_CACHE_DIR").map(PathBuf::from).or_else(|| {
         var("XDG_CACHE_HOME")
             .map(PathBuf::from)
@@ -75,117 +73,20 @@ pub fn cache_dir(engine_state: &EngineState, stack: &Stack) -> Option<PathBuf> {
     })
 }
 
+/// The shell's `$env.<name>` as text, unless unset or empty.
+pub(crate) fn shell_var(engine_state: &EngineState, stack: &Stack, name: &str) -> Option<String> {
+    stack
+        .get_env_var(engine_state, name)
+        .and_then(|v| v.coerce_string().ok())
+        .filter(|v| !v.is_empty())
+}
+
 /// Whether `$env.NUAWS_CACHE` turns the cache off for this shell.
 pub fn cache_off(engine_state: &EngineState, stack: &Stack) -> bool {
     stack
         .get_env_var(engine_state, "NUAWS_CACHE")
         .and_then(|v| v.coerce_string().ok())
         .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "off" | "0" | "false" | "no"))
-}
-
-/// The shared cache tier of this shell, from `$env.NUAWS_SHARED_CACHE`:
-/// `{url: "rediss://cache.internal:6379", key_file: "~/.config/nuaws/team.key"}`, with optional
-/// `key_env` (the name of an `$env` variable holding the team key instead of a file),
-/// `username`, `password_env` (the name of an `$env` variable holding the password: never in
-/// the URL), `deadline` (a duration, 50ms by default: how long a lookup may wait) and `roles`
-/// (role names whose sessions share one scope). `None` when unset; a spanned error when malformed.
-pub fn shared_config(engine_state: &EngineState, stack: &Stack) -> Result<Option<SharedConfig>, ShellError> {
-    let Some(value) = stack.get_env_var(engine_state, "NUAWS_SHARED_CACHE") else {
-        return Ok(None);
-    };
-    let span = value.span();
-    let bad = |msg: String, at: Span, help: &str| {
-        ShellError::Generic(
-            GenericError::new("Invalid $env.NUAWS_SHARED_CACHE", msg, at).with_help(help.to_string()),
-        )
-    };
-    const SHAPE: &str =
-        "Set it to a record such as {url: \"redis://127.0.0.1:6379\", key_file: \"~/.config/nuaws/team.key\"}.";
-    let record = value
-        .as_record()
-        .map_err(|_| bad(format!("expected a record, found {}", value.get_type()), span, SHAPE))?;
-    let text = |name: &str| -> Result<Option<Spanned<String>>, ShellError> {
-        match record.get(name) {
-            None => Ok(None),
-            Some(v) => v
-                .coerce_string()
-                .map(|s| Some(Spanned { item: s, span: v.span() }))
-                .map_err(|_| bad(format!("`{name}` must be a string"), v.span(), SHAPE)),
-        }
-    };
-    let env_text = |var: &Spanned<String>, what: &str| -> Result<String, ShellError> {
-        stack
-            .get_env_var(engine_state, &var.item)
-            .and_then(|v| v.coerce_string().ok())
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| {
-                bad(
-                    format!("$env.{} (the {what}) is not set", var.item),
-                    var.span,
-                    "Set that variable in the shell, or name another one.",
-                )
-            })
-    };
-    for name in record.columns() {
-        if !matches!(name.as_str(), "url" | "key_file" | "key_env" | "username" | "password_env" | "deadline" | "roles") {
-            let at = record.get(name).map_or(span, |v| v.span());
-            return Err(bad(
-                format!("unknown setting `{name}`"),
-                at,
-                "Known settings: url, key_file, key_env, username, password_env, deadline, roles.",
-            ));
-        }
-    }
-    let url = text("url")?.ok_or_else(|| bad("`url` is missing".into(), span, SHAPE))?;
-    const URL_HELP: &str = "Write redis://host:port or rediss://host:port, with credentials in `username` and `password_env`.";
-    SharedConfig::check_url(&url.item).map_err(|msg| bad(msg, url.span, URL_HELP))?;
-    let key_bytes = match (text("key_file")?, text("key_env")?) {
-        (Some(file), None) => {
-            let path = nu_path::expand_tilde(&file.item);
-            std::fs::read(&path).map_err(|e| {
-                bad(
-                    format!("cannot read the team key file: {e}"),
-                    file.span,
-                    "Make one with `head -c 32 /dev/urandom | base64 | save ~/.config/nuaws/team.key` and share it with the team.",
-                )
-            })?
-        }
-        (None, Some(var)) => env_text(&var, "team key")?.into_bytes(),
-        _ => {
-            return Err(bad(
-                "give the team key as exactly one of `key_file` and `key_env`".into(),
-                span,
-                "key_file: a file holding the key; key_env: the name of an $env variable holding it.",
-            ));
-        }
-    };
-    let key_span = record.get("key_file").or_else(|| record.get("key_env")).map_or(span, |v| v.span());
-    let key = TeamKey::new(&key_bytes)
-        .map_err(|msg| bad(msg, key_span, "Make a key of 32 random bytes: `head -c 32 /dev/urandom | base64`."))?;
-    let mut config = SharedConfig::new(url.item.clone(), key).map_err(|msg| bad(msg, url.span, URL_HELP))?;
-    config = config.username(text("username")?.map(|u| u.item));
-    if let Some(var) = text("password_env")? {
-        config = config.password(Some(env_text(&var, "password")?));
-    }
-    if let Some(deadline) = record.get("deadline") {
-        let nanos = deadline
-            .as_duration()
-            .map_err(|_| bad("`deadline` must be a duration".into(), deadline.span(), "For example deadline: 30ms."))?;
-        if nanos <= 0 {
-            return Err(bad("`deadline` must be positive".into(), deadline.span(), "For example deadline: 30ms."));
-        }
-        config = config.deadline(Duration::from_nanos(nanos as u64));
-    }
-    if let Some(roles) = record.get("roles") {
-        let help = "A list of role names, e.g. roles: [ReadOnly].";
-        let list = roles.as_list().map_err(|_| bad("`roles` must be a list of role names".into(), roles.span(), help))?;
-        let names = list
-            .iter()
-            .map(|r| r.coerce_string().map_err(|_| bad("a role name must be a string".into(), r.span(), help)))
-            .collect::<Result<Vec<_>, _>>()?;
-        config = config.roles(names);
-    }
-    Ok(Some(config))
 }
 
 /// Which tier served a read, and how old its data was.
@@ -214,6 +115,7 @@ impl AwsContext {
             last: Mutex::default(),
             completions: Mutex::default(),
             metrics_to_disk: AtomicBool::new(false),
+            shared_problem: Mutex::default(),
         }
     }
 
@@ -225,12 +127,19 @@ impl AwsContext {
             // Problems opening it are said by the next foreground command (`CallSession`), never
             // from a completion or warming thread, which would write over the line being typed.
             let mut builder = Cache::builder().metrics(self.metrics.clone());
-            // A malformed setting is reported by the command (`CallSession::resolve`); the cache
-            // runs without the tier meanwhile.
-            if !cache_off(engine_state, stack)
-                && let Ok(Some(shared)) = shared_config(engine_state, stack)
-            {
-                builder = builder.shared(shared);
+            // A malformed variable is reported by the command (`CallSession::resolve`), a
+            // malformed file once by the first one; the cache runs without the tier meanwhile.
+            if !cache_off(engine_state, stack) {
+                match shared_setting(engine_state, stack) {
+                    SharedSetting::Env(Ok(shared)) | SharedSetting::File { config: Ok(shared), .. } => {
+                        builder = builder.shared(shared);
+                    }
+                    SharedSetting::File { config: Err(problem), .. } => {
+                        *self.shared_problem.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(format!("the shared cache tier is off in this shell: {problem}"));
+                    }
+                    SharedSetting::Env(Err(_)) | SharedSetting::Unset => {}
+                }
             }
             Arc::new(match dir {
                 Some(dir) => builder.disk_dir(dir).build(),
@@ -438,8 +347,11 @@ impl CallSession {
                 check_region_name(region, session.endpoint().is_some(), call.head, "the profile's `region`")?;
             }
         }
-        shared_config(engine_state, stack)?;
+        env_shared_config(engine_state, stack)?;
         let cache = ctx.cache(engine_state, stack).clone();
+        if let Some(problem) = ctx.shared_problem.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            eprintln!("nuaws: {problem}");
+        }
         // Bucket regions that cost a request to learn are kept on disk, unless the cache is off
         // (then nothing of nuaws's touches the disk).
         let store: Option<Arc<dyn aws_core::s3::RegionStore>> =
@@ -599,16 +511,19 @@ impl CallSession {
         if !region_known {
             // The fetch finds the bucket's region: its answer is stored under that region's key.
             if self.freshness == Freshness::Normal {
-                if let Some((entry, tier)) = self.cache.lookup(&key, service) {
+                if let Some((entry, tier)) = self.cache.lookup_or_wait(&key, service) {
                     self.record(Some(key), tier, entry.created_at);
                     return Ok(entry.rows.first().cloned().unwrap_or_default());
                 }
             }
             self.cache.count_network(&key, service);
-            let row = fetch()?;
-            let key = self.key(service, operation, scope, params).unwrap_or(key);
-            self.cache.store(key.clone(), vec![row.clone()], ttl);
-            self.record(Some(key), Tier::Network, SystemTime::now());
+            let row = fetch().inspect_err(|_| self.cache.abandon(&key))?;
+            let found = self.key(service, operation, scope, params).unwrap_or_else(|| key.clone());
+            self.cache.store(found.clone(), vec![row.clone()], ttl);
+            if found != key {
+                self.cache.abandon(&key);
+            }
+            self.record(Some(found), Tier::Network, SystemTime::now());
             return Ok(row);
         }
         let (entry, tier) = self

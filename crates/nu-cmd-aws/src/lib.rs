@@ -22,6 +22,7 @@ mod external;
 pub mod regions;
 pub mod metrics;
 pub mod s3;
+pub mod shared_setting;
 pub mod stream;
 pub mod tags;
 pub mod values;

@@ -36,9 +36,17 @@ struct Recording {
 type FinalKey = Box<dyn FnOnce() -> Option<String> + Send>;
 
 impl Recording {
-    fn store(self) {
-        let key = self.final_key.and_then(|decide| decide()).unwrap_or(self.key);
-        self.cache.store(key, self.rows, self.ttl);
+    fn store(mut self) {
+        let key = self.final_key.take().and_then(|decide| decide()).unwrap_or_else(|| self.key.clone());
+        self.cache.store(key, std::mem::take(&mut self.rows), self.ttl);
+    }
+}
+
+impl Drop for Recording {
+    /// Stored under its key or not (cut short, too big, an error, stored under another key):
+    /// nobody need wait for this listing any more (see [`Cache::lookup_or_wait`]).
+    fn drop(&mut self) {
+        self.cache.abandon(&self.key);
     }
 }
 
@@ -71,8 +79,8 @@ impl RowFeed {
         }
     }
 
-    /// A cached listing: replayed when a fresh entry exists (unless `freshness` says otherwise),
-    /// else `start()`ed and recorded. `ttl` `None` means the operation is not cacheable.
+    /// A cached listing: replayed when a fresh entry exists (unless `freshness` says otherwise)
+    /// or another machine's fetch of it ends within its lease, else `start()`ed and recorded. `ttl` `None` means the operation is not cacheable.
     pub fn cached(
         cache: &Arc<Cache>,
         key: String,
@@ -82,19 +90,19 @@ impl RowFeed {
         start: impl FnOnce() -> Result<PageStream<Row>, AwsError>,
     ) -> Result<Self, AwsError> {
         let ttl = ttl.filter(|_| freshness != Freshness::Bypass);
-        if let (Some(_), Freshness::Normal) = (ttl, freshness) {
-            if let Some((entry, tier)) = cache.lookup(&key, service) {
-                return Ok(Self {
-                    inner: Inner::Replay(entry.rows.clone().into_iter()),
-                    source: Source {
-                        tier,
-                        fetched_at: entry.created_at,
-                    },
-                });
-            }
+        if let (Some(_), Freshness::Normal) = (ttl, freshness)
+            && let Some((entry, tier)) = cache.lookup_or_wait(&key, service)
+        {
+            return Ok(Self {
+                inner: Inner::Replay(entry.rows.clone().into_iter()),
+                source: Source {
+                    tier,
+                    fetched_at: entry.created_at,
+                },
+            });
         }
         cache.count_network(&key, service);
-        let pages = start()?;
+        let pages = start().inspect_err(|_| cache.abandon(&key))?;
         Ok(Self {
             inner: Inner::Live {
                 pages,

@@ -9,6 +9,7 @@
 //!
 //! - [`shared`]: [`SharedCache`], the tier a team shares on Redis: ciphertext only, keyed-hash
 //!   names, a deadline per lookup, a breaker, invalidation by generation. Off unless configured.
+//! - [`tracking`]: RESP3 client tracking, the hint that a teammate moved a generation.
 //! - [`tier`]: [`TierStore`], what every tier is to the tiered cache.
 //!
 //! - [`key`]: keys scoped by identity (account, caller ARN, region, endpoint), readable as paths.
@@ -33,6 +34,7 @@ pub mod policy;
 pub mod shared;
 pub mod tier;
 pub mod tiered;
+pub mod tracking;
 
 use std::time::{Duration, SystemTime};
 

@@ -23,7 +23,21 @@
 //! `MGET` reads both, on one node of a cluster too. A generation names the time it was set, so the
 //! tiers above (memory, disk) are checked against it too ([`TierStore::still_current`]): a local
 //! copy fetched before a teammate's write is not served. The counter a process read is trusted
-//! for [`GENERATION_MEMO`], so a running shell drops a stale memory copy within a second.
+//! for [`SharedConfig::recheck`] ([`GENERATION_MEMO`] by default), so a running shell drops a
+//! stale memory copy within a second; sooner on one server, where Redis tells it of every
+//! generation that moves ([`tracking`](super::tracking): RESP3 client tracking, a hint).
+//!
+//! Single flight across machines: a reader that every tier missed takes the entry's lease
+//! (`SET NX PX`, a name hashed like the entry's, in its hash tag) before it asks AWS, and gives
+//! it up when its answer is written (or its fetch fails); a reader finding the lease held polls
+//! for the answer for at most the lease's length ([`SharedConfig::lease`], 2 s), then asks AWS
+//! itself: a dead holder costs the others that wait, never more. So 50 CI jobs missing the same
+//! listing at once make one request.
+//!
+//! Reaches one server (`redis://`, `rediss://` with the system's roots or a CA file of its own)
+//! or a Redis Cluster (`redis+cluster://host:port,host:port`). No command here needs keys of two
+//! slots: an entry, its lease and its group's counter share a hash tag, so the `MGET`s and the
+//! scripts of one lookup go to one node, and other groups spread over the cluster.
 //!
 //! Not here: which results may be cached or for how long (the policy), nor what a write makes
 //! stale (the commands say). Nothing here logs values, plaintext keys or key material.
@@ -46,6 +60,7 @@ use super::codec::{self, Entry, FORMAT_VERSION};
 use super::key::{key_parts, shared_group};
 use super::tier::{Stale, TierStore};
 use super::tiered::Tier;
+use super::tracking::{self, Forget, GENERATION_PREFIX, TrackingState};
 use super::wall_expired;
 use crate::metrics::latency::{Latency, LatencyRecorder};
 use crate::runtime::runtime;
@@ -65,7 +80,7 @@ const BACKGROUND_BOUND: Duration = Duration::from_secs(2);
 /// How long a process waits at exit for its queued writes to reach Redis.
 const EXIT_DRAIN: Duration = Duration::from_millis(500);
 /// How long a process trusts the generation it last read of a group before reading it again to
-/// check a local copy.
+/// check a local copy, unless configured ([`SharedConfig::recheck`]).
 pub const GENERATION_MEMO: Duration = Duration::from_secs(1);
 /// Generations remembered per process (the ones its lookups saw), before the memory is reset.
 const MAX_REMEMBERED_GENERATIONS: usize = 4096;
@@ -108,6 +123,21 @@ pub struct SharedConfig {
     queue: usize,
     failures_to_open: u32,
     cooldown: Duration,
+    lease: Duration,
+    recheck: Duration,
+    tracking: bool,
+    ca: Option<CaCertificates>,
+}
+
+/// The PEM certificates a `rediss://` server's certificate must chain to, instead of the
+/// system's roots. Public material, but long: not printed.
+#[derive(Clone)]
+pub struct CaCertificates(Vec<u8>);
+
+impl fmt::Debug for CaCertificates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CaCertificates({} bytes)", self.0.len())
+    }
 }
 
 impl SharedConfig {
@@ -126,17 +156,25 @@ impl SharedConfig {
             queue: 256,
             failures_to_open: 3,
             cooldown: Duration::from_secs(30),
+            lease: Duration::from_secs(2),
+            recheck: GENERATION_MEMO,
+            tracking: true,
+            ca: None,
         })
     }
 
-    /// A URL is `redis://` or `rediss://` (TLS), with no username or password in it (they go
-    /// in their own settings, so they are never shown with the URL).
+    /// A URL is `redis://` or `rediss://` (TLS) for one server, or `redis+cluster://` or
+    /// `rediss+cluster://` followed by one or more `host:port` of a Redis Cluster's nodes,
+    /// separated by commas (the client learns the rest of the cluster from them). No username or
+    /// password in it: they go in their own settings, so they are never shown with the URL.
     pub fn check_url(url: &str) -> Result<(), String> {
         let Some((scheme, rest)) = url.split_once("://") else {
             return Err("the URL has no scheme; write redis://host:port or rediss://host:port".into());
         };
-        if !matches!(scheme, "redis" | "rediss") {
-            return Err(format!("`{scheme}://` is not supported: use redis:// or rediss://"));
+        if !matches!(scheme, "redis" | "rediss" | "redis+cluster" | "rediss+cluster") {
+            return Err(format!(
+                "`{scheme}://` is not supported: use redis://, rediss://, redis+cluster:// or rediss+cluster://"
+            ));
         }
         let authority = rest.split('/').next().unwrap_or_default();
         if authority.contains('@') {
@@ -145,7 +183,56 @@ impl SharedConfig {
         if authority.is_empty() {
             return Err("the URL names no host".into());
         }
+        if scheme.ends_with("+cluster") {
+            if authority.split(',').any(|node| node.trim().is_empty()) {
+                return Err("a cluster URL lists nodes as host:port,host:port with none empty".into());
+            }
+        } else if authority.contains(',') {
+            return Err("several nodes are a cluster: write redis+cluster://host:port,host:port".into());
+        }
         Ok(())
+    }
+
+    /// The nodes a cluster URL names, each as a one-server URL; `None` for a one-server URL.
+    fn cluster_nodes(&self) -> Option<Vec<String>> {
+        let (scheme, rest) = self.url.split_once("://")?;
+        let single = scheme.strip_suffix("+cluster")?;
+        let authority = rest.split('/').next().unwrap_or_default();
+        Some(authority.split(',').map(|node| format!("{single}://{}", node.trim())).collect())
+    }
+
+    fn is_tls(&self) -> bool {
+        self.url.starts_with("rediss")
+    }
+
+    /// How long the first reader of a missing entry holds the lease that makes the others wait
+    /// for its answer (default 2 s), and so how long they wait at most before asking AWS
+    /// themselves: about the time a typical answer takes to fetch.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a generation this process read is trusted before a copy in memory or on disk is
+    /// checked against Redis again (default [`GENERATION_MEMO`], 1 s): the longest a running
+    /// shell serves a copy a teammate's write made stale.
+    pub fn recheck(mut self, recheck: Duration) -> Self {
+        self.recheck = recheck;
+        self
+    }
+
+    /// Whether to ask Redis to tell this process at once when a generation moves (default on;
+    /// one server only, Redis 6 or later: see [`tracking`](super::tracking)).
+    pub fn tracking(mut self, on: bool) -> Self {
+        self.tracking = on;
+        self
+    }
+
+    /// For `rediss://`: the PEM certificates (one or more CAs) the server's certificate must
+    /// chain to, instead of the system's roots.
+    pub fn ca_certificates(mut self, pem: Option<Vec<u8>>) -> Self {
+        self.ca = pem.map(CaCertificates);
+        self
     }
 
     pub fn username(mut self, username: Option<String>) -> Self {
@@ -213,10 +300,22 @@ pub struct SharedStats {
     pub dropped: u64,
     /// Generations moved by this process's writes.
     pub invalidations: u64,
+    /// Misses of every tier after which this process took the lease and fetched for everyone.
+    pub lease_wins: u64,
+    /// Misses of every tier that found another machine's lease and waited for its answer.
+    pub lease_waits: u64,
+    /// Waits that ended with the lease holder's answer (each also a hit).
+    pub lease_filled: u64,
+    /// Waits that ended without it (the lease lapsed or was given up): this process fetched.
+    pub lease_lapsed: u64,
     /// Latency of the lookups that were answered (hits and misses).
     pub latency: Latency,
     /// Whether the breaker is open now.
     pub open: bool,
+    /// Whether Redis tells this process of moved generations now (client tracking).
+    pub tracking: bool,
+    /// Generations Redis said moved (tracking's pushes).
+    pub pushes: u64,
 }
 
 #[derive(Default)]
@@ -230,6 +329,10 @@ struct Counters {
     writes: AtomicU64,
     dropped: AtomicU64,
     invalidations: AtomicU64,
+    lease_wins: AtomicU64,
+    lease_waits: AtomicU64,
+    lease_filled: AtomicU64,
+    lease_lapsed: AtomicU64,
     latency: LatencyRecorder,
 }
 
@@ -301,6 +404,8 @@ pub struct Sealer {
 pub struct Names {
     pub entry: String,
     pub generation: String,
+    /// The single-flight lease of the entry: held by the reader fetching it for everyone.
+    pub lease: String,
 }
 
 impl Sealer {
@@ -327,14 +432,16 @@ impl Sealer {
         let name = self.hash_hex(b"key\0", key, 16);
         Names {
             entry: format!("nuaws:v{SHARED_SCHEMA}:{{{tag}}}:{name}"),
-            generation: format!("nuaws:v{SHARED_SCHEMA}:{{{tag}}}:gen"),
+            generation: format!("{GENERATION_PREFIX}{{{tag}}}"),
+            lease: format!("nuaws:v{SHARED_SCHEMA}:{{{tag}}}:{name}:lease"),
         }
     }
 
-    /// The generation counter of a group.
+    /// The generation counter of a group: named apart from the entries (its own prefix, for
+    /// tracking to watch), in their hash tag.
     pub fn generation_name(&self, group: &str) -> String {
         let tag = self.hash_hex(b"group\0", group, 10);
-        format!("nuaws:v{SHARED_SCHEMA}:{{{tag}}}:gen")
+        format!("{GENERATION_PREFIX}{{{tag}}}")
     }
 
     /// The scope an entry's key is derived for: the account and the key's digest, which covers
@@ -441,8 +548,48 @@ fn millis(t: SystemTime) -> i64 {
 
 /// Work for the background writer.
 enum Job {
-    Put(Arc<Entry>),
+    /// Write an answer, then give up the lease its fetch held (if it held one).
+    Put(Arc<Entry>, Option<Lease>),
     Bump(Vec<String>),
+    /// Give up a lease whose fetch ended with nothing to write (an error, a listing cut short).
+    Release(Lease),
+}
+
+/// A single-flight lease this process holds: its Redis name and the token only it knows (so
+/// it never deletes a lease that lapsed and was taken by someone else since).
+#[derive(Clone, Debug)]
+struct Lease {
+    name: String,
+    token: String,
+}
+
+/// Takes the lease (KEYS[1]) unless someone holds it, and reads the generation (KEYS[2]) and
+/// the entry (KEYS[3]) in the same step: an answer written between this reader's lookup and
+/// its claim is seen, so no second fetch starts. The three names share a hash tag (one slot of
+/// a cluster). `or false` keeps a missing value from cutting Lua's array short.
+const CLAIM: &str = "local won = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0 \
+    return {won, redis.call('GET', KEYS[2]) or false, redis.call('GET', KEYS[3]) or false}";
+/// Deletes the lease KEYS[1] if it is still the one with token ARGV[1].
+const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+/// How often a reader waiting on a lease looks for the answer.
+const LEASE_POLL: Duration = Duration::from_millis(25);
+
+/// A connection to one server (reconnecting by itself) or to a cluster (routing each command to
+/// the node of its keys' slot, following MOVED and ASK).
+#[derive(Clone)]
+enum Link {
+    Single(redis::aio::ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Link {
+    async fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, String> {
+        let out = match self {
+            Link::Single(conn) => cmd.query_async(conn).await,
+            Link::Cluster(conn) => cmd.query_async(conn).await,
+        };
+        out.map_err(|e| e.to_string())
+    }
 }
 
 struct Inner {
@@ -450,7 +597,7 @@ struct Inner {
     sealer: Sealer,
     clock: Arc<dyn Clock>,
     /// Made on first use (connecting lazily), or why it could not be.
-    link: OnceLock<Result<redis::aio::ConnectionManager, String>>,
+    link: OnceLock<Result<Link, String>>,
     breaker: Mutex<Breaker>,
     queue: OnceLock<mpsc::Sender<Job>>,
     /// Writes queued or in flight, for the drain at exit.
@@ -459,6 +606,15 @@ struct Inner {
     /// an answer fetched after that read is sealed under (so a teammate's invalidation in between
     /// wins), and what local copies are checked against.
     generations: Mutex<HashMap<String, (String, Instant)>>,
+    /// The leases this process holds, by logical key: given up when the answer is written, or
+    /// when the fetch ends without one.
+    leases: Mutex<HashMap<String, Lease>>,
+    /// Keys whose last lookup got no answer (late, or a fault), so their fetch takes no lease.
+    unanswered: Mutex<std::collections::HashSet<String>>,
+    /// Whether Redis tells this process of moved generations (started with the connection).
+    tracking: Arc<TrackingState>,
+    /// This tier itself, for the tracking task (which must not keep it alive).
+    me: Weak<Inner>,
     counters: Counters,
 }
 
@@ -478,10 +634,15 @@ extern "C" fn drain_at_exit() {
     }
 }
 
+fn text(value: Option<Vec<u8>>) -> String {
+    value.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default()
+}
+
 impl SharedCache {
     /// The tier for `config`. Connects nothing yet.
     pub fn new(config: SharedConfig, clock: Arc<dyn Clock>) -> SharedCache {
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|me| Inner {
+            me: me.clone(),
             sealer: Sealer::new(&config.key),
             config,
             clock,
@@ -490,6 +651,9 @@ impl SharedCache {
             queue: OnceLock::new(),
             pending: AtomicUsize::new(0),
             generations: Mutex::default(),
+            leases: Mutex::default(),
+            unanswered: Mutex::default(),
+            tracking: Arc::default(),
             counters: Counters::default(),
         });
         let mut live = lock(&LIVE);
@@ -522,8 +686,14 @@ impl SharedCache {
             writes: n(&c.writes),
             dropped: n(&c.dropped),
             invalidations: n(&c.invalidations),
+            lease_wins: n(&c.lease_wins),
+            lease_waits: n(&c.lease_waits),
+            lease_filled: n(&c.lease_filled),
+            lease_lapsed: n(&c.lease_lapsed),
             latency: c.latency.snapshot(),
             open: lock(&self.inner.breaker).is_open(self.inner.clock.mono()),
+            tracking: self.inner.tracking.active(),
+            pushes: self.inner.tracking.pushes(),
         }
     }
 
@@ -540,30 +710,106 @@ impl SharedCache {
         }
         let names = inner.sealer.names(key);
         let started = Instant::now();
-        let values = inner.ask(vec![names.generation.clone(), names.entry.clone()])?;
-        let c = &inner.counters;
-        c.latency.record(started.elapsed());
-        let mut values = values.into_iter();
-        let generation = values.next().flatten().map(|g| String::from_utf8_lossy(&g).into_owned()).unwrap_or_default();
-        let value = values.next().flatten();
-        inner.remember(&names.generation, generation.clone());
-        let Some(bytes) = value else {
-            bump(&c.misses);
+        let read = redis::cmd("MGET").arg(&names.generation).arg(&names.entry).clone();
+        let Some(values) = inner.ask::<Vec<Option<Vec<u8>>>>(read) else {
+            let mut unanswered = lock(&inner.unanswered);
+            if unanswered.len() >= MAX_REMEMBERED_GENERATIONS {
+                unanswered.clear();
+            }
+            unanswered.insert(key.to_string());
             return None;
         };
-        match inner.sealer.open(&bytes, key, &generation, inner.clock.wall()) {
-            Ok(entry) => {
+        let c = &inner.counters;
+        c.latency.record(started.elapsed());
+        lock(&inner.unanswered).remove(key);
+        let mut values = values.into_iter();
+        let generation = text(values.next().flatten());
+        let value = values.next().flatten();
+        inner.remember(&names.generation, generation.clone());
+        match value.map(|bytes| inner.open(&bytes, key, &generation)) {
+            Some(Ok(entry)) => {
                 bump(&c.hits);
                 Some(entry)
             }
-            Err(Refusal::Stale) => {
+            None | Some(Err(Refusal::Stale)) => {
                 bump(&c.misses);
                 None
             }
-            Err(refusal) => {
-                bump(&c.rejected);
-                log::debug!("shared cache: rejected an entry ({refusal:?})");
-                None
+            Some(Err(_)) => None, // counted as rejected
+        }
+    }
+
+    /// After every tier missed `key`, just before its reader goes to AWS: single flight across
+    /// machines. The first reader takes the entry's lease (`SET NX PX`, [`SharedConfig::lease`])
+    /// and fetches (`None`: go ahead); a reader that finds the lease held polls for the holder's
+    /// answer and returns it, or gives up and fetches itself when the lease is gone without an
+    /// answer or its time is up, so a dead holder never blocks anyone past the lease. A fault
+    /// of Redis ends the wait at once (counted as usual). Entries that fail to open here were
+    /// counted by the lookup before (or are a holder's answer not written yet): not counted again.
+    fn wait_for_fill(&self, key: &str) -> Option<Entry> {
+        let inner = &self.inner;
+        // Its lookup just now got no answer: a lease would cost another deadline for nothing.
+        // An open breaker: the lookup was skipped (and counted) just now.
+        if lock(&inner.unanswered).remove(key) || !inner.allow() {
+            return None;
+        }
+        let c = &inner.counters;
+        let names = inner.sealer.names(key);
+        let lease = Lease {
+            name: names.lease.clone(),
+            token: format!("{:016x}", rand_u64()),
+        };
+        let claim = redis::cmd("EVAL")
+            .arg(CLAIM)
+            .arg(3)
+            .arg(&names.lease)
+            .arg(&names.generation)
+            .arg(&names.entry)
+            .arg(&lease.token)
+            .arg(u64::try_from(inner.config.lease.as_millis()).unwrap_or(u64::MAX))
+            .clone();
+        let (won, generation, value): (i64, Option<Vec<u8>>, Option<Vec<u8>>) = inner.ask(claim)?;
+        let generation = text(generation);
+        inner.remember(&names.generation, generation.clone());
+        if let Some(entry) = value.and_then(|bytes| inner.sealer.open(&bytes, key, &generation, inner.clock.wall()).ok()) {
+            // Written since this reader's lookup: no fetch, and no lease to keep.
+            if won == 1 {
+                self.enqueue(Job::Release(lease));
+            }
+            bump(&c.hits);
+            return Some(entry);
+        }
+        if won == 1 {
+            lock(&inner.leases).insert(key.to_string(), lease);
+            bump(&c.lease_wins);
+            return None;
+        }
+        bump(&c.lease_waits);
+        let until = Instant::now() + inner.config.lease;
+        loop {
+            std::thread::sleep(LEASE_POLL.min(until.saturating_duration_since(Instant::now())));
+            if Instant::now() >= until {
+                bump(&c.lease_lapsed);
+                return None;
+            }
+            let poll = redis::cmd("MGET").arg(&names.generation).arg(&names.entry).arg(&names.lease).clone();
+            let Some(values) = inner.ask::<Vec<Option<Vec<u8>>>>(poll) else {
+                bump(&c.lease_lapsed);
+                return None;
+            };
+            let mut values = values.into_iter();
+            let generation = text(values.next().flatten());
+            let value = values.next().flatten();
+            let held = values.next().flatten().is_some();
+            inner.remember(&names.generation, generation.clone());
+            if let Some(entry) = value.and_then(|bytes| inner.sealer.open(&bytes, key, &generation, inner.clock.wall()).ok()) {
+                bump(&c.hits);
+                bump(&c.lease_filled);
+                return Some(entry);
+            }
+            if !held {
+                bump(&c.lease_lapsed);
+                return None;
             }
         }
     }
@@ -575,7 +821,7 @@ impl SharedCache {
         let counter = inner.sealer.names(&entry.key).generation;
         let memo = lock(&inner.generations)
             .get(&counter)
-            .filter(|(_, seen)| seen.elapsed() < GENERATION_MEMO)
+            .filter(|(_, seen)| seen.elapsed() < inner.config.recheck)
             .map(|(g, _)| g.clone());
         let generation = match memo {
             Some(g) => g,
@@ -584,10 +830,10 @@ impl SharedCache {
                     bump(&inner.counters.skipped);
                     return true;
                 }
-                let Some(values) = inner.ask(vec![counter.clone()]) else {
+                let Some(values) = inner.ask::<Vec<Option<Vec<u8>>>>(redis::cmd("MGET").arg(&counter).clone()) else {
                     return true;
                 };
-                let g = values.into_iter().next().flatten().map(|g| String::from_utf8_lossy(&g).into_owned()).unwrap_or_default();
+                let g = text(values.into_iter().next().flatten());
                 inner.remember(&counter, g.clone());
                 g
             }
@@ -650,6 +896,27 @@ impl Inner {
         lock(&self.breaker).failed(now, self.config.failures_to_open, self.config.cooldown);
     }
 
+    /// Starts tracking: each push forgets the generations it names, so the next check of a
+    /// local copy of those groups reads them again.
+    fn start_tracking(&self, client: &redis::Client) {
+        let me = self.me.clone();
+        tracking::start(client, self.tracking.clone(), move |forget| {
+            let Some(inner) = me.upgrade() else {
+                return false; // the tier is gone: stop tracking
+            };
+            let mut generations = lock(&inner.generations);
+            match forget {
+                Forget::All => generations.clear(),
+                Forget::Counters(counters) => {
+                    for counter in counters {
+                        generations.remove(&counter);
+                    }
+                }
+            }
+            true
+        });
+    }
+
     fn remember(&self, counter: &str, generation: String) {
         let mut gens = lock(&self.generations);
         if gens.len() >= MAX_REMEMBERED_GENERATIONS {
@@ -658,16 +925,27 @@ impl Inner {
         gens.insert(counter.to_string(), (generation, Instant::now()));
     }
 
-    /// `MGET names`, waiting at most the deadline: `None` on a timeout or fault (counted, and
-    /// told to the breaker). The request runs on the runtime and outlives a caller that gave up,
-    /// so a slow first connection still completes in the background.
-    fn ask(self: &Arc<Self>, names: Vec<String>) -> Option<Vec<Option<Vec<u8>>>> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Option<Vec<u8>>>, String>>(1);
+    /// The entry in `bytes`, read under `key` at `generation`; a refusal other than an older
+    /// generation (a plain miss) is counted as rejected.
+    fn open(&self, bytes: &[u8], key: &str, generation: &str) -> Result<Entry, Refusal> {
+        let opened = self.sealer.open(bytes, key, generation, self.clock.wall());
+        if let Err(refusal @ (Refusal::Forged | Refusal::Expired)) = opened {
+            bump(&self.counters.rejected);
+            log::debug!("shared cache: rejected an entry ({refusal:?})");
+        }
+        opened
+    }
+
+    /// Runs `cmd`, waiting at most the deadline: `None` on a timeout or fault (counted, and told
+    /// to the breaker). The request runs on the runtime and outlives a caller that gave up, so a
+    /// slow first connection still completes in the background.
+    fn ask<T: redis::FromRedisValue + Send + 'static>(self: &Arc<Self>, cmd: redis::Cmd) -> Option<T> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T, String>>(1);
         let inner = self.clone();
         runtime().spawn(async move {
             let read = async {
-                let mut conn = inner.connection()?;
-                redis::cmd("MGET").arg(&names).query_async(&mut conn).await.map_err(|e| e.to_string())
+                let mut link = inner.connection()?;
+                link.query::<T>(&cmd).await
             };
             let out = match tokio::time::timeout(BACKGROUND_BOUND, read).await {
                 Ok(out) => out,
@@ -689,7 +967,7 @@ impl Inner {
             Ok(Err(err)) => {
                 bump(&c.errors);
                 self.failed(now);
-                log::debug!("shared cache: lookup failed: {err}");
+                log::debug!("shared cache: request failed: {err}");
                 None
             }
             Ok(Ok(values)) => {
@@ -701,90 +979,123 @@ impl Inner {
 
     /// The connection, made on first use; it reconnects by itself after a fault. Call inside
     /// the runtime.
-    fn connection(&self) -> Result<redis::aio::ConnectionManager, String> {
-        self.link
-            .get_or_init(|| {
-                let client = self.client().map_err(|e| e.to_string())?;
-                let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(1)))
-                    .set_response_timeout(Some(Duration::from_secs(1)))
-                    .set_number_of_retries(1)
-                    .set_max_delay(Duration::from_millis(500));
-                client.get_connection_manager_lazy(config).map_err(|e| e.to_string())
-            })
-            .clone()
+    fn connection(&self) -> Result<Link, String> {
+        self.link.get_or_init(|| self.connect().map_err(|e| e.to_string())).clone()
     }
 
-    fn client(&self) -> redis::RedisResult<redis::Client> {
+    fn connect(&self) -> redis::RedisResult<Link> {
         use redis::IntoConnectionInfo;
-        if self.config.url.starts_with("rediss://") {
+        let config = &self.config;
+        if config.is_tls() {
             // Two TLS back ends are linked in (the SDK's and ring): say which one to use.
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         }
-        let info = self.config.url.as_str().into_connection_info()?;
-        let mut settings = info.redis_settings().clone();
-        if let Some(user) = &self.config.username {
-            settings = settings.set_username(user);
+        let certificates = || redis::TlsCertificates {
+            client_tls: None,
+            root_cert: config.ca.as_ref().map(|ca| ca.0.clone()),
+        };
+        if let Some(nodes) = config.cluster_nodes() {
+            let mut builder = redis::cluster::ClusterClientBuilder::new(nodes)
+                .connection_timeout(Duration::from_secs(1))
+                .response_timeout(Duration::from_secs(1))
+                .retries(1);
+            if let Some(user) = &config.username {
+                builder = builder.username(user);
+            }
+            if let Some(password) = &config.password {
+                builder = builder.password(password);
+            }
+            if config.is_tls() && config.ca.is_some() {
+                builder = builder.certs(certificates());
+            }
+            let cluster = redis::cluster::ClusterConfig::new()
+                .set_connection_timeout(Duration::from_secs(1))
+                .set_response_timeout(Duration::from_secs(1));
+            return Ok(Link::Cluster(builder.build()?.get_pending_async_connection_with_config(cluster)));
         }
-        if let Some(password) = &self.config.password {
-            settings = settings.set_password(password);
+        let client = |protocol: redis::ProtocolVersion| -> redis::RedisResult<redis::Client> {
+            let info = config.url.as_str().into_connection_info()?;
+            let mut settings = info.redis_settings().clone().set_protocol(protocol);
+            if let Some(user) = &config.username {
+                settings = settings.set_username(user);
+            }
+            if let Some(password) = &config.password {
+                settings = settings.set_password(password);
+            }
+            let info = info.set_redis_settings(settings);
+            if config.is_tls() && config.ca.is_some() {
+                redis::Client::build_with_tls(info, certificates())
+            } else {
+                redis::Client::open(info)
+            }
+        };
+        if config.tracking {
+            // A connection of its own speaking RESP3, so a server that does not (before 6)
+            // costs the tracking only, never the lookups.
+            match client(redis::ProtocolVersion::RESP3) {
+                Ok(resp3) => self.start_tracking(&resp3),
+                Err(err) => log::debug!("shared cache: no tracking: {err}"),
+            }
         }
-        redis::Client::open(info.set_redis_settings(settings))
+        let client = client(redis::ProtocolVersion::RESP2)?;
+        let manager = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        Ok(Link::Single(client.get_connection_manager_lazy(manager)?))
     }
 
     async fn run(&self, job: Job) -> Result<(), String> {
-        let mut conn = self.connection()?;
+        let mut link = self.connection()?;
         match job {
-            Job::Put(entry) => {
-                let now = self.clock.wall();
-                let Ok(left) = entry.expires_at.duration_since(now) else {
-                    return Ok(()); // expired while queued
-                };
-                let names = self.sealer.names(&entry.key);
-                let known = lock(&self.generations).get(&names.generation).map(|(g, _)| g.clone());
-                let generation = match known {
-                    Some(g) => g,
-                    None => {
-                        let g: Option<Vec<u8>> = redis::cmd("GET")
-                            .arg(&names.generation)
-                            .query_async(&mut conn)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        g.map(|g| String::from_utf8_lossy(&g).into_owned()).unwrap_or_default()
-                    }
-                };
-                let sealed = self.sealer.seal(&entry, &generation);
-                if sealed.len() > MAX_SHARED_VALUE {
-                    return Ok(());
+            Job::Put(entry, lease) => {
+                self.write(&mut link, &entry).await?;
+                if let Some(lease) = lease {
+                    Self::release(&mut link, &lease).await?;
                 }
-                let millis = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
-                let () = redis::cmd("SET")
-                    .arg(&names.entry)
-                    .arg(sealed)
-                    .arg("PX")
-                    .arg(millis)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                bump(&self.counters.writes);
             }
+            Job::Release(lease) => Self::release(&mut link, &lease).await?,
             Job::Bump(groups) => {
                 for group in groups {
                     let counter = self.sealer.generation_name(&group);
                     // Unique, so no two bumps ever give one value back; never 0/empty, so a
                     // counter lost to eviction still differs from every generation written.
                     let generation = format!("{}-{:016x}", millis(SystemTime::now()), rand_u64());
-                    let () = redis::cmd("SET")
-                        .arg(&counter)
-                        .arg(&generation)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let () = link.query(redis::cmd("SET").arg(&counter).arg(&generation)).await?;
                     lock(&self.generations).remove(&counter);
                     bump(&self.counters.invalidations);
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Seals `entry` under the generation its group had when this process read it, and stores it
+    /// until it expires.
+    async fn write(&self, link: &mut Link, entry: &Entry) -> Result<(), String> {
+        let now = self.clock.wall();
+        let Ok(left) = entry.expires_at.duration_since(now) else {
+            return Ok(()); // expired while queued
+        };
+        let names = self.sealer.names(&entry.key);
+        let known = lock(&self.generations).get(&names.generation).map(|(g, _)| g.clone());
+        let generation = match known {
+            Some(g) => g,
+            None => text(link.query(redis::cmd("GET").arg(&names.generation)).await?),
+        };
+        let sealed = self.sealer.seal(entry, &generation);
+        if sealed.len() > MAX_SHARED_VALUE {
+            return Ok(());
+        }
+        let millis = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
+        let () = link.query(redis::cmd("SET").arg(&names.entry).arg(sealed).arg("PX").arg(millis)).await?;
+        bump(&self.counters.writes);
+        Ok(())
+    }
+
+    async fn release(link: &mut Link, lease: &Lease) -> Result<(), String> {
+        let _: i64 = link.query(redis::cmd("EVAL").arg(RELEASE).arg(1).arg(&lease.name).arg(&lease.token)).await?;
         Ok(())
     }
 
@@ -816,15 +1127,30 @@ impl TierStore for SharedCache {
         self.lookup(key).map(Arc::new)
     }
 
+    fn await_fill(&self, key: &str) -> Option<Arc<Entry>> {
+        self.wait_for_fill(key).map(Arc::new)
+    }
+
+    fn abandon(&self, key: &str) {
+        let held = lock(&self.inner.leases).remove(key);
+        if let Some(lease) = held {
+            self.enqueue(Job::Release(lease));
+        }
+    }
+
     fn still_current(&self, entry: &Entry) -> bool {
         self.current(entry)
     }
 
     fn put(&self, entry: &Arc<Entry>) {
+        let lease = lock(&self.inner.leases).remove(&entry.key);
         if wall_expired(entry.created_at, entry.expires_at, self.inner.clock.wall()) {
+            if let Some(lease) = lease {
+                self.enqueue(Job::Release(lease));
+            }
             return;
         }
-        self.enqueue(Job::Put(entry.clone()));
+        self.enqueue(Job::Put(entry.clone(), lease));
     }
 
     fn invalidate(&self, stale: &Stale<'_>) -> usize {
@@ -888,8 +1214,12 @@ mod tests {
         assert_ne!(sealer(1).names(KEY), sealer(2).names(KEY));
         // Entries of one group share the counter's hash tag (one slot on a cluster).
         let n = sealer(1).names(KEY);
-        let tag = |s: &str| s.split('}').next().unwrap().to_string();
+        let tag = |s: &str| s.split_once('{').and_then(|(_, rest)| rest.split_once('}')).unwrap().0.to_string();
         assert_eq!(tag(&n.entry), tag(&n.generation));
+        assert_eq!(tag(&n.entry), tag(&n.lease));
+        // Counters apart from the entries, under the prefix tracking watches (of this schema).
+        assert!(GENERATION_PREFIX.starts_with(&format!("nuaws:v{SHARED_SCHEMA}:")));
+        assert!(n.generation.starts_with(GENERATION_PREFIX) && !n.entry.starts_with(GENERATION_PREFIX), "{n:?}");
     }
 
     #[test]
@@ -902,6 +1232,16 @@ mod tests {
         assert!(SharedConfig::check_url("redis://user:pw@127.0.0.1:6379").is_err());
         assert!(SharedConfig::check_url("http://127.0.0.1").is_err());
         assert!(SharedConfig::check_url("127.0.0.1:6379").is_err());
+        assert!(SharedConfig::check_url("redis+cluster://10.0.0.1:6379,10.0.0.2:6379").is_ok());
+        assert!(SharedConfig::check_url("rediss+cluster://10.0.0.1:6379").is_ok());
+        assert!(SharedConfig::check_url("redis+cluster://10.0.0.1:6379,,10.0.0.2:6379").is_err());
+        assert!(SharedConfig::check_url("redis://10.0.0.1:6379,10.0.0.2:6379").is_err());
+        assert!(SharedConfig::check_url("rediss+cluster://u:p@10.0.0.1:6379").is_err());
+        let key = || TeamKey::new(&[b'k'; 40]).unwrap();
+        let cluster = SharedConfig::new("rediss+cluster://10.0.0.1:6379, 10.0.0.2:6380", key()).unwrap();
+        assert_eq!(cluster.cluster_nodes(), Some(vec!["rediss://10.0.0.1:6379".to_string(), "rediss://10.0.0.2:6380".to_string()]));
+        assert!(cluster.is_tls());
+        assert_eq!(SharedConfig::new("redis://10.0.0.1:6379", key()).unwrap().cluster_nodes(), None);
     }
 
     #[test]

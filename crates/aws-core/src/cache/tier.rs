@@ -37,6 +37,17 @@ pub trait TierStore: Send + Sync {
     fn still_current(&self, _entry: &Entry) -> bool {
         true
     }
+    /// Called when every tier missed `key` and its reader is about to fetch it: a tier shared
+    /// with other machines may hand over the answer one of them is fetching right now (after a
+    /// bounded wait), or note that this reader fetches for everyone (`None`: fetch). A tier
+    /// that noted it is told the outcome by [`TierStore::put`] of the answer or by
+    /// [`TierStore::abandon`].
+    fn await_fill(&self, _key: &str) -> Option<Arc<Entry>> {
+        None
+    }
+    /// The fetch of `key` announced through [`TierStore::await_fill`] ended with nothing stored
+    /// under `key` (an error, a listing cut short or stored under another key).
+    fn abandon(&self, _key: &str) {}
     /// Stores `entry` under `entry.key` (best effort).
     fn put(&self, entry: &Arc<Entry>);
     /// Forgets what `stale` names; returns how many entries it removed where it can count them.

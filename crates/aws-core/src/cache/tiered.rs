@@ -2,7 +2,8 @@
 //! when one is configured (promoting what it finds to the tiers above), then goes to the network
 //! and stores the answer in every tier. The tiers are a list of [`TierStore`]s walked in order:
 //! a new tier is a new store, not a branch here. Concurrent identical
-//! misses in one process share one request. Counters per tier and per service feed
+//! misses in one process share one request; across processes and machines, a shared tier can
+//! make them share one too ([`Cache::lookup_or_wait`], [`TierStore::await_fill`]). Counters per tier and per service feed
 //! `aws cache stats`; the tier and age of each answer are reported to the caller.
 //!
 //! Every lookup is also recorded, per (service, operation, region) of its key, into a
@@ -239,6 +240,41 @@ impl Cache {
         None
     }
 
+    /// [`Cache::lookup`] for a reader that fetches `key` on a miss: when every tier missed, a
+    /// tier shared with other machines may make it wait (boundedly) for the answer another
+    /// machine is fetching, which is then copied into the tiers above. `None`: fetch, then
+    /// [`Cache::store`] the answer or [`Cache::abandon`] the fetch.
+    pub fn lookup_or_wait(&self, key: &str, service: &str) -> Option<(Arc<Entry>, Tier)> {
+        if let Some(hit) = self.lookup(key, service) {
+            return Some(hit);
+        }
+        self.await_fill(key)
+    }
+
+    fn await_fill(&self, key: &str) -> Option<(Arc<Entry>, Tier)> {
+        for (depth, store) in self.tiers.iter().enumerate() {
+            if !store.is_enabled() {
+                continue;
+            }
+            if let Some(entry) = store.await_fill(key) {
+                for above in &self.tiers[..depth] {
+                    above.put(&entry);
+                }
+                self.record_lookup(key, store.tier());
+                return Some((entry, store.tier()));
+            }
+        }
+        None
+    }
+
+    /// The fetch of `key` after [`Cache::lookup_or_wait`] stored nothing under `key`: whoever
+    /// waits for it need not wait any longer.
+    pub fn abandon(&self, key: &str) {
+        for store in &self.tiers {
+            store.abandon(key);
+        }
+    }
+
     /// Stores rows fetched from the network under `key` for `ttl`, in every tier.
     pub fn store(&self, key: String, rows: Vec<Row>, ttl: Duration) -> Arc<Entry> {
         let entry = Arc::new(Entry::new(key, rows, self.clock.wall(), ttl));
@@ -279,17 +315,24 @@ impl Cache {
                     self.record_lookup(key, Tier::Memory);
                     Ok((entry, Tier::Memory))
                 }
-                _ => {
-                    self.count_network(key, service);
-                    fetch().map(|rows| {
-                        let entry = if freshness == Freshness::Bypass {
-                            Arc::new(Entry::new(key, rows, self.clock.wall(), Duration::ZERO))
-                        } else {
-                            self.store(key.to_string(), rows, ttl)
-                        };
-                        (entry, Tier::Network)
-                    })
-                }
+                _ => match (freshness == Freshness::Normal).then(|| self.await_fill(key)).flatten() {
+                    Some(filled) => Ok(filled),
+                    None => {
+                        self.count_network(key, service);
+                        let fetched = fetch().map(|rows| {
+                            let entry = if freshness == Freshness::Bypass {
+                                Arc::new(Entry::new(key, rows, self.clock.wall(), Duration::ZERO))
+                            } else {
+                                self.store(key.to_string(), rows, ttl)
+                            };
+                            (entry, Tier::Network)
+                        });
+                        if fetched.is_err() {
+                            self.abandon(key);
+                        }
+                        fetched
+                    }
+                },
             }
         };
         // Drop the gate once nobody else holds it, so the map does not grow with every key.

@@ -17,6 +17,7 @@ use crate::error::AwsError;
 use crate::fanout::RequestLimit;
 use crate::pagination::PageStream;
 use crate::row::{Field, Row};
+use crate::s3::list_xml::HandParsedListing;
 use crate::s3::partition::{self, KeyedPage, PageQuery, PartitionSettings, PartitionStats, RangeSource};
 use crate::s3::route::BucketRouter;
 use crate::s3::url::S3Url;
@@ -298,7 +299,13 @@ fn list_pages<T: Send + 'static>(session: &Arc<Session>, request: ListObjects, i
                 if !request.recursive {
                     call = call.delimiter("/");
                 }
-                async move { call.send().await.map_err(|e| AwsError::from_sdk("S3 ListObjectsV2", e)) }
+                async move {
+                call.customize()
+                    .interceptor(HandParsedListing)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("S3 ListObjectsV2", e))
+            }
             };
             let out = router.call(&request.url.bucket, page).await?;
             let rows = items(&request.url, &out);
@@ -335,7 +342,13 @@ impl<T: Send + 'static> RangeSource for ObjectRanges<T> {
             if !self.url.key.is_empty() {
                 call = call.prefix(&self.url.key);
             }
-            async move { call.send().await.map_err(|e| AwsError::from_sdk("S3 ListObjectsV2", e)) }
+            async move {
+                call.customize()
+                    .interceptor(HandParsedListing)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("S3 ListObjectsV2", e))
+            }
         };
         let out = self.router.call(&self.url.bucket, page).await?;
         let keys = out.contents().iter().map(|o| o.key().unwrap_or_default().to_string()).collect();

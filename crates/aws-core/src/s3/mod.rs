@@ -13,6 +13,7 @@
 pub mod checksum;
 pub mod du;
 pub mod list;
+pub mod list_xml;
 pub mod object;
 pub mod partition;
 pub mod route;

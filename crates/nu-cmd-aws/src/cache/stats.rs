@@ -24,7 +24,7 @@ impl Command for CacheStats {
     }
 
     fn description(&self) -> &str {
-        "Show the cache's size per tier and its hits, misses and hit rate per tier and service since the shell started; with a shared tier ($env.NUAWS_SHARED_CACHE), its timeouts, errors, rejected entries and latency."
+        "Show the cache's size per tier and its hits, misses and hit rate per tier and service since the shell started; with a shared tier ($env.NUAWS_SHARED_CACHE), its timeouts, errors, rejected entries, leases won and waited on (single flight across machines), whether Redis tracking is on and the pushes it brought, and latency."
     }
 
     fn examples(&self) -> Vec<Example<'_>> {
@@ -88,9 +88,15 @@ impl Command for CacheStats {
                     "writes" => n(s.writes),
                     "dropped" => n(s.dropped),
                     "invalidations" => n(s.invalidations),
+                    "lease_wins" => n(s.lease_wins),
+                    "lease_waits" => n(s.lease_waits),
+                    "lease_filled" => n(s.lease_filled),
+                    "lease_lapsed" => n(s.lease_lapsed),
                     "p50" => latency(0.5),
                     "p99" => latency(0.99),
                     "breaker" => Value::string(if s.open { "open" } else { "closed" }, span),
+                    "tracking" => Value::bool(s.tracking, span),
+                    "pushes" => n(s.pushes),
                 },
                 span,
             )

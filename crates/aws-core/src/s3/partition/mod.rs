@@ -26,6 +26,9 @@
 //! with a delimiter (one level is one paginator: its common prefixes are the answer, not a
 //! partition), or any reordering: the ranges come out in order or not at all.
 
+mod budget;
+mod keyspace;
+
 use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc};
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::engine::bulk::{classify, jitter};
@@ -41,13 +44,27 @@ use crate::engine::{AdaptiveLimiter, Engine, JobSummary, Lane, Signal};
 use crate::error::AwsError;
 use crate::pagination::{PageSender, PageStream};
 
+use budget::{PageBudget, PageShare};
+use keyspace::common_prefix_chars;
+use keyspace::{KeyScale, Spacing};
+
 /// The greatest `char`: `X` followed by it sorts after every key that starts with `X` (except
 /// keys with this very character after `X`, which only makes a range uneven, never wrong).
 const SUBTREE_END: char = char::MAX;
 
 /// Pages one range may hold for the consumer (ranges ahead also need a share of the budget for
-/// each; the one being handed out does not).
-const RANGE_PAGES: usize = 2;
+/// each; the one being handed out does not): a whole range cut by density fits.
+const RANGE_PAGES: usize = 3;
+
+/// Pages a range is cut to when the spacing of keys tells where to cut: short chains of tokens,
+/// so the ranges next in line are listed whole before their turn. A little under whole pages,
+/// so that a piece's last request, asking for about the keys left, ends it (a piece of exactly
+/// two pages' keys estimated a few keys high would take a third request for those few).
+const PIECE_PAGES: f64 = 1.97;
+
+/// The fewest keys a range's last request asks for when it can tell how many are left: a wrong
+/// estimate then costs a short extra request, never a run of tiny ones.
+const MIN_LAST_PAGE: i32 = 100;
 
 /// Splits running at once: each is a handful of sequential probes.
 const SPLITS_AT_ONCE: usize = 2;
@@ -176,6 +193,7 @@ pub fn list_partitioned<S: RangeSource>(
         stats,
         prefix_chars: prefix.chars().count(),
         alphabet: BTreeSet::new(),
+        scale: KeyScale::default(),
     };
     PageStream::produce(move |out| async move {
         let started = Instant::now();
@@ -198,6 +216,8 @@ struct Shared<S> {
     /// The characters of the keys seen while the listing was one paginator (and every digit if
     /// any): the candidates for boundaries.
     alphabet: BTreeSet<char>,
+    /// Those keys' characters per position: where a key lies between two others.
+    scale: KeyScale,
 }
 
 impl<S: RangeSource> Shared<S> {
@@ -326,11 +346,6 @@ impl<S: RangeSource> Shared<S> {
     }
 }
 
-/// How many leading characters `a` and `b` share.
-fn common_prefix_chars(a: &str, b: &str) -> usize {
-    a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count()
-}
-
 /// Characters likely to follow one another at one position: digits with digits, letters of one
 /// case with each other, the rest together.
 fn same_kind(a: char, b: char) -> bool {
@@ -382,10 +397,20 @@ struct Bounds {
     head: bool,
     /// Characters shared by the first and last keys of the last full page.
     page_span: usize,
+    /// How densely keys lie here: the range's last full page, or the one it was cut from.
+    spacing: Option<Spacing>,
+}
+
+impl Bounds {
+    /// How many keys are probably left in the range, if the spacing of keys tells.
+    fn keys_left(&self, scale: &KeyScale, after: Option<&str>) -> Option<f64> {
+        let from = self.progress.as_deref().or(after)?;
+        scale.keys_between(from, self.until.as_deref()?, self.spacing.as_ref()?)
+    }
 }
 
 /// A page of a range with the share of the page budget it holds until handed out.
-type Buffered<T> = (Result<Vec<T>, AwsError>, Option<OwnedSemaphorePermit>);
+type Buffered<T> = (Result<Vec<T>, AwsError>, Option<PageShare>);
 
 struct Range<T> {
     /// Keys after this one (`None`: from the start of the first range's token).
@@ -416,21 +441,26 @@ fn lock(bounds: &Mutex<Bounds>) -> MutexGuard<'_, Bounds> {
 }
 
 impl<T: Send + 'static> Range<T> {
-    fn new(id: u64, after: Option<String>, until: Option<String>) -> Self {
+    fn new(id: u64, after: Option<String>, until: Option<String>, spacing: Option<Spacing>) -> Self {
         Self {
             after,
             token: None,
-            bounds: Arc::new(Mutex::new(Bounds { until, ..Bounds::default() })),
+            bounds: Arc::new(Mutex::new(Bounds {
+                until,
+                spacing,
+                ..Bounds::default()
+            })),
             became_head: Arc::new(Notify::new()),
             task: None,
             id,
         }
     }
 
-    fn start<S: RangeSource<Item = T>>(&mut self, shared: &Arc<Shared<S>>, budget: &Arc<Semaphore>, failures: &mpsc::UnboundedSender<AwsError>) {
+    fn start<S: RangeSource<Item = T>>(&mut self, shared: &Arc<Shared<S>>, budget: &Arc<PageBudget>, failures: &mpsc::UnboundedSender<AwsError>) {
         let (tx, rx) = mpsc::channel(RANGE_PAGES);
         let task = tokio::spawn(list_range(
             shared.clone(),
+            self.id,
             self.after.clone(),
             self.token.take(),
             self.bounds.clone(),
@@ -450,15 +480,17 @@ impl<T: Send + 'static> Range<T> {
 
 /// Lists one range page by page into `tx`, cutting at `bounds.until` as it stands when each
 /// page arrives. Before each request it takes room in its channel and, unless it is being
-/// handed out, a share of the page budget.
+/// handed out, a share of the page budget (ranges nearer the head first). A request that
+/// probably reaches the range's end asks for about the keys left, not a whole page past it.
 #[allow(clippy::too_many_arguments)]
 async fn list_range<S: RangeSource>(
     shared: Arc<Shared<S>>,
+    id: u64,
     after: Option<String>,
     mut token: Option<String>,
     bounds: Arc<Mutex<Bounds>>,
     became_head: Arc<Notify>,
-    budget: Arc<Semaphore>,
+    budget: Arc<PageBudget>,
     tx: mpsc::Sender<Buffered<S::Item>>,
     failures: mpsc::UnboundedSender<AwsError>,
 ) {
@@ -474,15 +506,21 @@ async fn list_range<S: RangeSource>(
         let share = if head {
             None
         } else {
+            let order = after.as_deref().unwrap_or_default();
             tokio::select! {
-                share = budget.clone().acquire_owned() => share.ok(),
+                share = budget.take(order, id) => Some(share),
                 () = became_head.notified() => None,
             }
+        };
+        let page_size = shared.settings.page_size;
+        let max_keys = match lock(&bounds).keys_left(&shared.scale, after.as_deref()) {
+            Some(left) if left < f64::from(page_size) => ((left * 1.1).ceil() as i32 + 16).clamp(MIN_LAST_PAGE.min(page_size), page_size),
+            _ => page_size,
         };
         let query = PageQuery {
             start_after: if first && token.is_none() { after.clone() } else { None },
             token: token.take(),
-            max_keys: shared.settings.page_size,
+            max_keys,
         };
         first = false;
         let page = match shared.fetch(&query).await {
@@ -500,8 +538,15 @@ async fn list_range<S: RangeSource>(
             let mut b = lock(&bounds);
             let cut = b.until.as_deref().and_then(|until| keys.iter().position(|k| k.as_str() > until));
             if let (Some(first), Some(last)) = (keys.first(), keys.last()) {
-                if next.is_some() {
+                if next.is_some() && cut.is_none() {
                     b.page_span = common_prefix_chars(first, last);
+                    if keys.len() >= 2 {
+                        b.spacing = Some(Spacing {
+                            first: first.clone(),
+                            last: last.clone(),
+                            keys: keys.len(),
+                        });
+                    }
                 }
                 b.progress = Some(last.clone());
             }
@@ -509,7 +554,9 @@ async fn list_range<S: RangeSource>(
                 items.truncate(cut);
             }
             b.fetched = true;
-            b.done = cut.is_some() || next.is_none();
+            // The last key of the range itself ends it: no request to find what comes after.
+            let at_end = b.until.is_some() && keys.last() == b.until.as_ref();
+            b.done = cut.is_some() || next.is_none() || at_end;
             b.done
         };
         room.send((Ok(items), share));
@@ -548,6 +595,8 @@ enum Step<'a, T> {
 async fn coordinate<S: RangeSource>(mut shared: Shared<S>, out: &PageSender<S::Item>) {
     let mut token = None;
     let mut last_key = None;
+    let mut seen: Vec<String> = Vec::new();
+    let mut spacing = None;
     for _ in 0..2 {
         // Room first, then the request: never more than one page ahead of the consumer.
         let Ok(room) = out.reserve().await else {
@@ -567,9 +616,15 @@ async fn coordinate<S: RangeSource>(mut shared: Shared<S>, out: &PageSender<S::I
                 for key in &page.keys {
                     shared.alphabet.extend(key.chars().skip(shared.prefix_chars));
                 }
-                if let Some(last) = page.keys.last() {
+                if let (Some(first), Some(last)) = (page.keys.first(), page.keys.last()) {
                     last_key = Some(last.clone());
+                    spacing = Some(Spacing {
+                        first: first.clone(),
+                        last: last.clone(),
+                        keys: page.keys.len(),
+                    });
                 }
+                seen.extend(page.keys);
                 room.send(Ok(page.items));
                 match page.next.filter(|t| !t.is_empty()) {
                     Some(next) => token = Some(next),
@@ -582,6 +637,8 @@ async fn coordinate<S: RangeSource>(mut shared: Shared<S>, out: &PageSender<S::I
     if shared.alphabet.iter().any(char::is_ascii_digit) {
         shared.alphabet.extend('0'..='9');
     }
+    shared.scale = KeyScale::learn(seen.iter().map(String::as_str));
+    drop(seen);
     let shared = Arc::new(shared);
     let settings = shared.settings;
     // Room for the third page: the consumer took the second and wants more.
@@ -590,12 +647,12 @@ async fn coordinate<S: RangeSource>(mut shared: Shared<S>, out: &PageSender<S::I
         Err(_) => return,
     };
 
-    let budget = Arc::new(Semaphore::new(settings.buffered_pages.max(1)));
+    let budget = PageBudget::new(settings.buffered_pages.max(1));
     let (failures_tx, mut failures) = mpsc::unbounded_channel::<AwsError>();
     let mut splits: JoinSet<(u64, Vec<String>)> = JoinSet::new();
     let mut ranges: VecDeque<Range<S::Item>> = VecDeque::new();
     let mut next_id = 1;
-    let mut rest = Range::new(0, last_key.clone(), None);
+    let mut rest = Range::new(0, last_key.clone(), None, spacing);
     rest.token = token;
     lock(&rest.bounds).progress = last_key;
     rest.make_head();
@@ -626,9 +683,11 @@ async fn coordinate<S: RangeSource>(mut shared: Shared<S>, out: &PageSender<S::I
                     if let Some(next) = ranges.front() {
                         next.make_head();
                     }
+                    add_ranges(&shared, split_by_spacing(&shared, &mut ranges, &mut next_id));
                     continue;
                 }
                 Err(TryRecvError::Empty) => {
+                    add_ranges(&shared, split_by_spacing(&shared, &mut ranges, &mut next_id));
                     start_splits(&shared, &ranges, &mut splits);
                 }
             }
@@ -656,10 +715,7 @@ async fn coordinate<S: RangeSource>(mut shared: Shared<S>, out: &PageSender<S::I
             }
             Step::Failed(None) => return,
             Step::Split(Some(Ok((id, cuts)))) => {
-                let added = apply_split(&mut ranges, id, cuts, &mut next_id);
-                for _ in 0..added {
-                    PartitionStats::add(&shared.stats.ranges);
-                }
+                add_ranges(&shared, apply_split(&mut ranges, id, cuts, &mut next_id));
                 PartitionStats::add(&shared.stats.splits);
             }
             Step::Split(_) => {}
@@ -675,9 +731,15 @@ async fn coordinate<S: RangeSource>(mut shared: Shared<S>, out: &PageSender<S::I
                 if let Some(next) = ranges.front() {
                     next.make_head();
                 }
+                add_ranges(&shared, split_by_spacing(&shared, &mut ranges, &mut next_id));
             }
         }
     }
+}
+
+/// Counts ranges a split added.
+fn add_ranges<S>(shared: &Shared<S>, added: usize) {
+    shared.stats.ranges.fetch_add(added as u64, Ordering::Relaxed);
 }
 
 /// Hands `page` out with the room held (an empty page keeps the room); false once the listing
@@ -698,9 +760,58 @@ fn send<T>(room: &mut Option<mpsc::Permit<'_, Result<Vec<T>, AwsError>>>, page: 
     }
 }
 
-/// Starts splitting the first ranges in order that have fetched a page and are not done, up to
-/// [`SPLITS_AT_ONCE`] splits and `max_ranges` ranges, and only while the ranges listed are fewer
-/// than the requests the limiter allows (more could not run at once).
+/// Cuts the ranges next in line, as far as the page budget reaches, into pieces of about
+/// [`PIECE_PAGES`] pages wherever the spacing of keys tells how many keys are left (no request:
+/// the cuts are estimated positions). Returns how many ranges were added.
+fn split_by_spacing<S: RangeSource>(shared: &Shared<S>, ranges: &mut VecDeque<Range<S::Item>>, next_id: &mut u64) -> usize {
+    let settings = shared.settings;
+    let page = f64::from(settings.page_size.max(1));
+    let window = (settings.buffered_pages + RANGE_PAGES) as f64;
+    let (mut ahead, mut added, mut at, mut cut_here) = (0.0, 0, 0, false);
+    while at < ranges.len() && ahead < window {
+        let range = &ranges[at];
+        let (pages, cuts) = {
+            let b = lock(&range.bounds);
+            if b.done {
+                at += 1;
+                continue;
+            }
+            // Nothing known of what is left: the probing splits find out.
+            let Some(left) = b.keys_left(&shared.scale, range.after.as_deref()) else {
+                return added;
+            };
+            let pages = left / page;
+            let cuts = match (b.progress.as_deref().or(range.after.as_deref()), b.until.as_deref(), b.spacing.as_ref()) {
+                (Some(from), Some(until), Some(spacing)) if pages > PIECE_PAGES * 1.5 && !cut_here => {
+                    shared.scale.cuts(from, until, spacing, PIECE_PAGES * page, settings.split_width)
+                }
+                _ => Vec::new(),
+            };
+            (pages, cuts)
+        };
+        let room = settings.max_ranges.saturating_sub(ranges.len());
+        if !cuts.is_empty() && room > 0 {
+            let id = range.id;
+            let cuts = thin_out(cuts, room);
+            let n = apply_split(ranges, id, cuts, next_id);
+            added += n;
+            // Once more with the range's new end (and not cut again).
+            cut_here = n > 0;
+            if cut_here {
+                continue;
+            }
+        }
+        cut_here = false;
+        ahead += pages.max(1.0);
+        at += 1;
+    }
+    added
+}
+
+/// Starts splitting the first ranges in order that have fetched a page and are not done and
+/// whose keys left cannot be told from their spacing, up to [`SPLITS_AT_ONCE`] splits and
+/// `max_ranges` ranges, and only while the ranges listed are fewer than the requests the
+/// limiter allows (more could not run at once).
 fn start_splits<S: RangeSource>(shared: &Arc<Shared<S>>, ranges: &VecDeque<Range<S::Item>>, splits: &mut JoinSet<(u64, Vec<String>)>) {
     let settings = shared.settings;
     let listed = ranges.iter().take(settings.ranges_at_once.max(1)).count();
@@ -714,7 +825,7 @@ fn start_splits<S: RangeSource>(shared: &Arc<Shared<S>>, ranges: &VecDeque<Range
         let (after, until, span) = {
             let mut b = lock(&range.bounds);
             let Some(progress) = b.progress.clone() else { continue };
-            if b.done || b.split_pending || !b.fetched {
+            if b.done || b.split_pending || !b.fetched || b.keys_left(&shared.scale, range.after.as_deref()).is_some() {
                 continue;
             }
             b.split_pending = true;
@@ -731,7 +842,7 @@ fn apply_split<T: Send + 'static>(ranges: &mut VecDeque<Range<T>>, id: u64, cuts
     let Some(at) = ranges.iter().position(|r| r.id == id) else {
         return 0;
     };
-    let old_until = {
+    let (cuts, until, spacing) = {
         let mut b = lock(&ranges[at].bounds);
         // Nothing found: leave it whole for good. Something found: it may be split again later.
         b.split_pending = cuts.is_empty();
@@ -748,13 +859,12 @@ fn apply_split<T: Send + 'static>(ranges: &mut VecDeque<Range<T>>, id: u64, cuts
             return 0;
         };
         b.until = Some(first.clone());
-        (cuts, until)
+        (cuts, until, b.spacing.clone())
     };
-    let (cuts, until) = old_until;
     let count = cuts.len();
     for (i, after) in cuts.iter().enumerate() {
         let end = cuts.get(i + 1).cloned().or_else(|| until.clone());
-        ranges.insert(at + 1 + i, Range::new(*next_id, Some(after.clone()), end));
+        ranges.insert(at + 1 + i, Range::new(*next_id, Some(after.clone()), end, spacing.clone()));
         *next_id += 1;
     }
     count
@@ -990,12 +1100,31 @@ mod tests {
             stats: Arc::new(PartitionStats::default()),
             prefix_chars: 0,
             alphabet: "obj/0123456789".chars().collect(),
+            scale: KeyScale::default(),
         };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let cuts = rt.block_on(shared.boundaries("obj/000002999", None, common_prefix_chars("obj/000002000", "obj/000002999")));
         let wanted: Vec<String> = (0..9).map(|d| format!("obj/0000{d}{SUBTREE_END}")).collect();
         assert_eq!(cuts, wanted, "{:?}", shared.stats);
         assert!(PartitionStats::get(&shared.stats.probes) <= 4, "{:?}", shared.stats);
+    }
+
+    #[test]
+    fn a_far_bucket_is_listed_many_ranges_at_once_with_few_extra_requests() {
+        // 100 pages 10 ms away: cut by the spacing of keys into pieces of about two pages, the
+        // ranges next in line are listed whole at once, and each range's last request asks for
+        // about the keys left rather than a page past its end.
+        let mut bucket = FakeBucket::new((0..100_000).map(|i| format!("obj/{i:09}")).collect());
+        bucket.delay = Duration::from_millis(10);
+        let bucket = Arc::new(bucket);
+        let (mut stream, stats) = listing(&bucket, 1000);
+        let got = drain(&mut stream).expect("listing");
+        assert!(got.iter().map(|(k, _)| k).eq(bucket.keys.iter()), "every key once, in order");
+        let peak = bucket.peak_in_flight.load(Ordering::SeqCst);
+        assert!(peak >= 6, "{peak} requests at once at most: {stats:?}");
+        assert!(PartitionStats::get(&stats.ranges) >= 20, "{stats:?}");
+        let requests = bucket.requests.load(Ordering::SeqCst);
+        assert!(requests <= 150, "{requests} requests for 100 pages: {stats:?}");
     }
 
     #[test]
