@@ -10,56 +10,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_core::cache::{
-    Cache, DiskCache, Entry, Identity, Request, SharedCache, SharedConfig, SystemClock, TeamKey, TierStore, cache_key,
-    decode, encode,
-};
-use aws_core::row::{Field, Row};
+use aws_core::cache::{Cache, DiskCache, Entry, SharedCache, SharedConfig, SystemClock, TeamKey, TierStore, decode, encode};
+use aws_core::row::Row;
 use criterion::{Criterion, black_box};
 
-/// 500 rows shaped like `aws ec2 instances` rows.
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
+/// A 500-instance listing, as `aws ec2 instances` stores it.
 fn instance_rows() -> Vec<Row> {
-    (0..500)
-        .map(|i| {
-            Row::new()
-                .with("id", Field::Text(format!("i-{i:017x}")))
-                .with("name", Field::Text(format!("web-{i:04}")))
-                .with("state", Field::Text(if i % 10 == 0 { "stopped" } else { "running" }.into()))
-                .with("type", Field::Text("t3.micro".into()))
-                .with("launch_time", Field::Time(chrono::Utc::now()))
-                .with("private_ip", Field::Text(format!("10.0.{}.{}", i / 250, i % 250)))
-                .with("public_ip", Field::Text(format!("54.1.{}.{}", i / 250, i % 250)))
-                .with("vpc_id", Field::Text("vpc-0123456789abcdef0".into()))
-                .with("subnet_id", Field::Text("subnet-0123456789abcdef0".into()))
-                .with("security_groups", Field::List(vec![Field::Text("sg-0123456789abcdef0".into())]))
-                .with("az", Field::Text("us-east-1a".into()))
-                .with("image_id", Field::Text("ami-0123456789abcdef0".into()))
-                .with("key_name", Field::Null)
-                .with("platform", Field::Null)
-                .with("architecture", Field::Text("x86_64".into()))
-                .with(
-                    "tags",
-                    Field::Record(vec![
-                        ("Name".into(), Field::Text(format!("web-{i:04}"))),
-                        ("Team".into(), Field::Text(format!("team-{}", i % 5))),
-                    ]),
-                )
-        })
-        .collect()
+    fixtures::instance_rows(500)
 }
 
 fn key() -> String {
-    cache_key(
-        &Identity::new("123456789012", "arn:aws:iam::123456789012:user/bench"),
-        &Request {
-            region: "us-east-1",
-            endpoint: None,
-            service: "ec2",
-            operation: "DescribeInstances",
-            scope: String::new(),
-            params: vec![("ids", String::new()), ("owners", String::new()), ("all", "false".into())],
-        },
-    )
+    fixtures::instances_key()
 }
 
 struct Fixture {

@@ -8,23 +8,17 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use aws_core::engine::{AdaptiveLimiter, BulkJob, BulkNext, Dedup, JobSettings, LimiterSettings, Request, Signal};
+use aws_core::engine::{AdaptiveLimiter, BulkJob, Dedup, JobSettings, LimiterSettings, Request, Signal};
 use aws_core::runtime::runtime;
 use aws_core::AwsError;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
-const ITEMS: u64 = 10_000;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 
-fn drain(mut job: BulkJob<u64, u64>) -> u64 {
-    let mut n = 0;
-    loop {
-        match job.next_timeout(Duration::from_secs(10)) {
-            BulkNext::Outcome(_) => n += 1,
-            BulkNext::End => return n,
-            BulkNext::Pending => {}
-        }
-    }
-}
+use fixtures::drain;
+
+const ITEMS: u64 = 10_000;
 
 fn benches(c: &mut Criterion) {
     let limiter = AdaptiveLimiter::new(LimiterSettings::fixed(64));

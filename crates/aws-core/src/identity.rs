@@ -98,7 +98,7 @@ async fn resolve(session: &Session, cache: &Arc<Cache>) -> Result<Identity, AwsE
     if let Some(identity) = session.known_identity(&fingerprint) {
         return Ok(identity);
     }
-    let key = format!("identity/{fingerprint}");
+    let key = identity_key(&fingerprint);
     // This key names no operation or region (one identity serves them all), so the lookup is
     // recorded here, as the operation it saves.
     let record = |tier| {
@@ -132,12 +132,28 @@ async fn resolve(session: &Session, cache: &Arc<Cache>) -> Result<Identity, AwsE
         out.account().unwrap_or_default(),
         out.arn().unwrap_or_default(),
     );
-    let row = Row::new()
-        .with("account", Field::Text(identity.account.clone()))
-        .with("arn", Field::Text(identity.arn.clone()));
-    cache.store(key, vec![row], IDENTITY_TTL);
+    cache.store(key, vec![identity_row(&identity)], IDENTITY_TTL);
     session.remember_identity(&fingerprint, &identity);
     Ok(identity)
+}
+
+/// Records that the credentials with `access_key_id`, used at `endpoint`, belong to `identity`,
+/// exactly as an answer of GetCallerIdentity is recorded: a session with these credentials then
+/// reads the cache without asking STS. For a caller that knows the answer without a request
+/// (the performance gate's fixed workloads, which send none); not for assumed roles.
+pub fn store_identity(cache: &Cache, access_key_id: &str, endpoint: Option<&str>, identity: &Identity) {
+    let key = identity_key(&fingerprint(access_key_id, endpoint));
+    cache.store(key, vec![identity_row(identity)], IDENTITY_TTL);
+}
+
+fn identity_key(fingerprint: &str) -> String {
+    format!("identity/{fingerprint}")
+}
+
+fn identity_row(identity: &Identity) -> Row {
+    Row::new()
+        .with("account", Field::Text(identity.account.clone()))
+        .with("arn", Field::Text(identity.arn.clone()))
 }
 
 /// Runs the blocking `f` without holding up the other tasks of a runtime worker it may run on.

@@ -271,7 +271,7 @@ impl IdSpans {
 }
 
 /// Everything in a listing request that changes its answer, for its cache key.
-pub(crate) fn cache_params(request: &ListRequest) -> Vec<(&'static str, String)> {
+pub fn cache_params(request: &ListRequest) -> Vec<(&'static str, String)> {
     let mut params = vec![
         ("ids", request.ids.join(",")),
         ("owners", request.owners.join(",")),

@@ -28,7 +28,7 @@ use crate::context::AwsContext;
 pub use ec2_::Ec2;
 pub use enrich::Ec2Enrich;
 pub use listing::{Ec2List, ListingSpec};
-pub(crate) use listing::cache_params;
+pub use listing::cache_params;
 pub use state::{Ec2StateChange, StateChangeSpec};
 
 pub(crate) fn add_commands(working_set: &mut StateWorkingSet, ctx: &Arc<AwsContext>) {
