@@ -252,6 +252,15 @@ pub(crate) fn join_markers(truncated: Option<bool>, key: Option<&str>, second: O
     Some(format!("{key}\0{}", second.unwrap_or_default()))
 }
 
+/// Sends one ListObjectsV2 request, its answer read by the hand parser of [`list_xml`](crate::s3::list_xml).
+async fn send_listing(call: aws_sdk_s3::operation::list_objects_v2::builders::ListObjectsV2FluentBuilder) -> Result<ListObjectsV2Output, AwsError> {
+    call.customize()
+        .interceptor(HandParsedListing)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("S3 ListObjectsV2", e))
+}
+
 /// Makes the items of one ListObjectsV2 page.
 type PageItems<T> = fn(&S3Url, &ListObjectsV2Output) -> Vec<T>;
 
@@ -299,13 +308,7 @@ fn list_pages<T: Send + 'static>(session: &Arc<Session>, request: ListObjects, i
                 if !request.recursive {
                     call = call.delimiter("/");
                 }
-                async move {
-                call.customize()
-                    .interceptor(HandParsedListing)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("S3 ListObjectsV2", e))
-            }
+                send_listing(call)
             };
             let out = router.call(&request.url.bucket, page).await?;
             let rows = items(&request.url, &out);
@@ -342,13 +345,7 @@ impl<T: Send + 'static> RangeSource for ObjectRanges<T> {
             if !self.url.key.is_empty() {
                 call = call.prefix(&self.url.key);
             }
-            async move {
-                call.customize()
-                    .interceptor(HandParsedListing)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("S3 ListObjectsV2", e))
-            }
+            send_listing(call)
         };
         let out = self.router.call(&self.url.bucket, page).await?;
         let keys = out.contents().iter().map(|o| o.key().unwrap_or_default().to_string()).collect();

@@ -175,55 +175,59 @@ fn object(xml: &mut Scanner<'_>, empty: bool) -> Option<Object> {
     }
 }
 
-fn owner(xml: &mut Scanner<'_>, empty: bool) -> Option<Owner> {
-    let mut owner = Owner::builder();
-    if !empty {
-        loop {
-            match xml.next()? {
-                Token::Text(_) => {}
-                Token::Close("Owner") => break,
-                Token::Close(_) => return None,
-                Token::Open { name: "ID", empty } => owner = owner.id(xml.text(empty)?),
-                Token::Open { name: "DisplayName", empty } => owner = owner.display_name(xml.text(empty)?),
-                Token::Open { name, empty } => xml.skip(name, empty)?,
-            }
+/// Reads the children of the element just opened (`name`, empty or not) with `child`, which
+/// gets each child's name and emptiness and must read it through its end; text between children
+/// is ignored, as the SDK ignores it.
+fn children<'a>(xml: &mut Scanner<'a>, name: &str, empty: bool, mut child: impl FnMut(&mut Scanner<'a>, &'a str, bool) -> Option<()>) -> Option<()> {
+    if empty {
+        return Some(());
+    }
+    loop {
+        match xml.next()? {
+            Token::Text(_) => {}
+            Token::Close(closed) => return (closed == name).then_some(()),
+            Token::Open { name, empty } => child(xml, name, empty)?,
         }
     }
+}
+
+fn owner(xml: &mut Scanner<'_>, empty: bool) -> Option<Owner> {
+    let mut owner = Owner::builder();
+    children(xml, "Owner", empty, |xml, name, empty| {
+        match name {
+            "ID" => owner = std::mem::take(&mut owner).id(xml.text(empty)?),
+            "DisplayName" => owner = std::mem::take(&mut owner).display_name(xml.text(empty)?),
+            _ => xml.skip(name, empty)?,
+        }
+        Some(())
+    })?;
     Some(owner.build())
 }
 
 fn restore_status(xml: &mut Scanner<'_>, empty: bool) -> Option<RestoreStatus> {
     let mut status = RestoreStatus::builder();
-    if !empty {
-        loop {
-            match xml.next()? {
-                Token::Text(_) => {}
-                Token::Close("RestoreStatus") => break,
-                Token::Close(_) => return None,
-                Token::Open { name: "IsRestoreInProgress", empty } => status = status.is_restore_in_progress(boolean(&xml.text(empty)?)?),
-                Token::Open { name: "RestoreExpiryDate", empty } => {
-                    status = status.restore_expiry_date(DateTime::from_str(&xml.text(empty)?, Format::DateTimeWithOffset).ok()?)
-                }
-                Token::Open { name, empty } => xml.skip(name, empty)?,
+    children(xml, "RestoreStatus", empty, |xml, name, empty| {
+        match name {
+            "IsRestoreInProgress" => status = std::mem::take(&mut status).is_restore_in_progress(boolean(&xml.text(empty)?)?),
+            "RestoreExpiryDate" => {
+                status = std::mem::take(&mut status).restore_expiry_date(DateTime::from_str(&xml.text(empty)?, Format::DateTimeWithOffset).ok()?)
             }
+            _ => xml.skip(name, empty)?,
         }
-    }
+        Some(())
+    })?;
     Some(status.build())
 }
 
 fn common_prefix(xml: &mut Scanner<'_>, empty: bool) -> Option<CommonPrefix> {
     let mut prefix = CommonPrefix::builder();
-    if !empty {
-        loop {
-            match xml.next()? {
-                Token::Text(_) => {}
-                Token::Close("CommonPrefixes") => break,
-                Token::Close(_) => return None,
-                Token::Open { name: "Prefix", empty } => prefix = prefix.prefix(xml.text(empty)?),
-                Token::Open { name, empty } => xml.skip(name, empty)?,
-            }
+    children(xml, "CommonPrefixes", empty, |xml, name, empty| {
+        match name {
+            "Prefix" => prefix = std::mem::take(&mut prefix).prefix(xml.text(empty)?),
+            _ => xml.skip(name, empty)?,
         }
-    }
+        Some(())
+    })?;
     Some(prefix.build())
 }
 
