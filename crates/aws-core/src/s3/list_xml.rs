@@ -115,64 +115,66 @@ pub fn parse_list_objects_v2(body: &[u8]) -> Option<aws_sdk_s3::operation::list_
         return None;
     };
     let mut out = ListObjectsV2Output::builder();
-    if !empty {
-        let (mut contents, mut prefixes) = (Vec::new(), Vec::new());
-        loop {
-            match xml.next()? {
-                Token::Text(_) => {}
-                Token::Close("ListBucketResult") => break,
-                Token::Close(_) => return None,
-                Token::Open { name, empty } => match name {
-                    "Contents" => contents.push(object(&mut xml, empty)?),
-                    "CommonPrefixes" => prefixes.push(common_prefix(&mut xml, empty)?),
-                    "Name" => out = out.name(xml.text(empty)?),
-                    "Prefix" => out = out.prefix(xml.text(empty)?),
-                    "Delimiter" => out = out.delimiter(xml.text(empty)?),
-                    "ContinuationToken" => out = out.continuation_token(xml.text(empty)?),
-                    "NextContinuationToken" => out = out.next_continuation_token(xml.text(empty)?),
-                    "StartAfter" => out = out.start_after(xml.text(empty)?),
-                    "EncodingType" => out = out.encoding_type(EncodingType::from(xml.text(empty)?.as_str())),
-                    "IsTruncated" => out = out.is_truncated(boolean(&xml.text(empty)?)?),
-                    "MaxKeys" => out = out.max_keys(xml.text(empty)?.parse().ok()?),
-                    "KeyCount" => out = out.key_count(xml.text(empty)?.parse().ok()?),
-                    _ => xml.skip(name, empty)?,
-                },
+    let (mut contents, mut prefixes) = (Vec::new(), Vec::new());
+    children(&mut xml, "ListBucketResult", empty, |xml, name, empty| {
+        let o = std::mem::take(&mut out);
+        out = match name {
+            "Contents" => {
+                contents.push(object(xml, empty)?);
+                o
             }
-        }
-        if !contents.is_empty() {
-            out = out.set_contents(Some(contents));
-        }
-        if !prefixes.is_empty() {
-            out = out.set_common_prefixes(Some(prefixes));
-        }
+            "CommonPrefixes" => {
+                prefixes.push(common_prefix(xml, empty)?);
+                o
+            }
+            "Name" => o.name(xml.text(empty)?),
+            "Prefix" => o.prefix(xml.text(empty)?),
+            "Delimiter" => o.delimiter(xml.text(empty)?),
+            "ContinuationToken" => o.continuation_token(xml.text(empty)?),
+            "NextContinuationToken" => o.next_continuation_token(xml.text(empty)?),
+            "StartAfter" => o.start_after(xml.text(empty)?),
+            "EncodingType" => o.encoding_type(EncodingType::from(xml.text(empty)?.as_str())),
+            "IsTruncated" => o.is_truncated(boolean(&xml.text(empty)?)?),
+            "MaxKeys" => o.max_keys(xml.text(empty)?.parse().ok()?),
+            "KeyCount" => o.key_count(xml.text(empty)?.parse().ok()?),
+            _ => {
+                xml.skip(name, empty)?;
+                o
+            }
+        };
+        Some(())
+    })?;
+    if !contents.is_empty() {
+        out = out.set_contents(Some(contents));
+    }
+    if !prefixes.is_empty() {
+        out = out.set_common_prefixes(Some(prefixes));
     }
     xml.only_space_left().then_some(out)
 }
 
 fn object(xml: &mut Scanner<'_>, empty: bool) -> Option<Object> {
     let mut object = Object::builder();
-    if empty {
-        return Some(object.build());
-    }
-    loop {
-        match xml.next()? {
-            Token::Text(_) => {}
-            Token::Close("Contents") => return Some(object.build()),
-            Token::Close(_) => return None,
-            Token::Open { name, empty } => match name {
-                "Key" => object = object.key(xml.text(empty)?),
-                "LastModified" => object = object.last_modified(DateTime::from_str(&xml.text(empty)?, Format::DateTimeWithOffset).ok()?),
-                "ETag" => object = object.e_tag(xml.text(empty)?),
-                "ChecksumAlgorithm" => object = object.checksum_algorithm(ChecksumAlgorithm::from(xml.text(empty)?.as_str())),
-                "ChecksumType" => object = object.checksum_type(ChecksumType::from(xml.text(empty)?.as_str())),
-                "Size" => object = object.size(xml.text(empty)?.parse().ok()?),
-                "StorageClass" => object = object.storage_class(ObjectStorageClass::from(xml.text(empty)?.as_str())),
-                "Owner" => object = object.owner(owner(xml, empty)?),
-                "RestoreStatus" => object = object.restore_status(restore_status(xml, empty)?),
-                _ => xml.skip(name, empty)?,
-            },
-        }
-    }
+    children(xml, "Contents", empty, |xml, name, empty| {
+        let o = std::mem::take(&mut object);
+        object = match name {
+            "Key" => o.key(xml.text(empty)?),
+            "LastModified" => o.last_modified(DateTime::from_str(&xml.text(empty)?, Format::DateTimeWithOffset).ok()?),
+            "ETag" => o.e_tag(xml.text(empty)?),
+            "ChecksumAlgorithm" => o.checksum_algorithm(ChecksumAlgorithm::from(xml.text(empty)?.as_str())),
+            "ChecksumType" => o.checksum_type(ChecksumType::from(xml.text(empty)?.as_str())),
+            "Size" => o.size(xml.text(empty)?.parse().ok()?),
+            "StorageClass" => o.storage_class(ObjectStorageClass::from(xml.text(empty)?.as_str())),
+            "Owner" => o.owner(owner(xml, empty)?),
+            "RestoreStatus" => o.restore_status(restore_status(xml, empty)?),
+            _ => {
+                xml.skip(name, empty)?;
+                o
+            }
+        };
+        Some(())
+    })?;
+    Some(object.build())
 }
 
 /// Reads the children of the element just opened (`name`, empty or not) with `child`, which
