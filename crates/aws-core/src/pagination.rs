@@ -6,8 +6,13 @@
 //! the consumer: `first 3` on a listing of millions costs the page it reads plus at most one
 //! prefetched page, and memory stays bounded by two pages whatever the listing's length.
 //! Dropping the stream aborts the task, cancelling any request in flight.
+//!
+//! [`PageStream::map`] makes each page into other items only when the consumer takes it, so the
+//! pages waiting in a channel (or in a partitioned listing's buffer) stay in the producer's own
+//! compact form, and at most one page of the consumer's form exists at a time.
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -46,11 +51,42 @@ impl<T> Next<T> {
     }
 }
 
+/// Where the consumer takes pages from: the producer's channel, or pages of another stream made
+/// into these items as they are taken ([`PageStream::map`]).
+trait PageSource<T>: Send {
+    fn poll_page(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Vec<T>, AwsError>>>;
+}
+
+impl<T: Send> PageSource<T> for mpsc::Receiver<Result<Vec<T>, AwsError>> {
+    fn poll_page(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Vec<T>, AwsError>>> {
+        self.poll_recv(cx)
+    }
+}
+
+/// The pages of `source`, each item made by `convert` when its page is taken.
+struct MappedPages<S, F> {
+    source: Box<dyn PageSource<S>>,
+    convert: F,
+}
+
+impl<S, T, F> PageSource<T> for MappedPages<S, F>
+where
+    S: Send,
+    F: FnMut(S) -> T + Send,
+{
+    fn poll_page(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Vec<T>, AwsError>>> {
+        self.source
+            .poll_page(cx)
+            .map(|page| page.map(|items| items.map(|items| items.into_iter().map(&mut self.convert).collect())))
+    }
+}
+
 /// A listing being fetched page by page in the background.
 pub struct PageStream<T> {
-    rx: mpsc::Receiver<Result<Vec<T>, AwsError>>,
+    rx: Box<dyn PageSource<T>>,
     current: std::vec::IntoIter<T>,
-    task: AbortHandle,
+    /// The fetch, aborted on drop; `None` once handed to a [`PageStream::map`] of this stream.
+    task: Option<AbortHandle>,
     finished: bool,
 }
 
@@ -98,9 +134,9 @@ impl<T: Send + 'static> PageStream<T> {
         let (tx, rx) = mpsc::channel(1);
         let task = runtime().spawn(produce(tx));
         Self {
-            rx,
+            rx: Box::new(rx),
             current: Vec::new().into_iter(),
-            task: task.abort_handle(),
+            task: Some(task.abort_handle()),
             finished: false,
         }
     }
@@ -116,7 +152,7 @@ impl<T: Send + 'static> PageStream<T> {
             }
             let received = runtime().block_on(async {
                 // Built inside the runtime: a timer made outside it panics.
-                tokio::time::timeout(wait, self.rx.recv()).await
+                tokio::time::timeout(wait, poll_fn(|cx| self.rx.poll_page(cx))).await
             });
             match received {
                 Err(_elapsed) => return Next::Pending,
@@ -145,16 +181,34 @@ impl<T: Send + 'static> PageStream<T> {
         if self.finished {
             return None;
         }
-        let received = self.rx.recv().await;
+        let received = poll_fn(|cx| self.rx.poll_page(cx)).await;
         if !matches!(received, Some(Ok(_))) {
             self.finished = true;
         }
         received
     }
 
+    /// The same listing with each item made by `convert`, page by page as the consumer takes
+    /// pages: the pages fetched ahead wait in their compact form (a listed object rather than
+    /// its row of shell text), which is what bounds a partitioned listing's memory. Items of the
+    /// page already being consumed are converted at once.
+    pub fn map<U: Send + 'static>(mut self, mut convert: impl FnMut(T) -> U + Send + 'static) -> PageStream<U> {
+        let current: Vec<U> = self.current.by_ref().map(&mut convert).collect();
+        let source = std::mem::replace(&mut self.rx, Box::new(mpsc::channel(1).1));
+        PageStream {
+            rx: Box::new(MappedPages { source, convert }),
+            current: current.into_iter(),
+            // Taken from under this stream's `Drop`: the new stream aborts the fetch when dropped.
+            task: self.task.take(),
+            finished: self.finished,
+        }
+    }
+
     /// Stops the background fetch now (also done on drop).
     pub fn cancel(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
         self.finished = true;
     }
 }
@@ -178,7 +232,9 @@ impl<T: Send + 'static> PageStream<T> {
 
 impl<T> Drop for PageStream<T> {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -261,5 +317,48 @@ mod tests {
         assert!(matches!(stream.next_timeout(Duration::from_secs(5)), Next::Item(1)));
         assert!(matches!(stream.next_timeout(Duration::from_secs(5)), Next::Error(_)));
         assert!(matches!(stream.next_timeout(Duration::from_secs(5)), Next::End));
+    }
+
+    #[test]
+    fn a_mapped_stream_converts_each_page_as_it_is_taken_and_stays_one_page_ahead() {
+        let requests = Arc::new(AtomicUsize::new(0));
+        let mut plain = counted_listing(1000, 10, requests.clone());
+        // One item taken before mapping: the rest of its page is converted too.
+        assert!(matches!(plain.next_timeout(Duration::from_secs(5)), Next::Item(0)));
+        let converted = Arc::new(AtomicUsize::new(0));
+        let counter = converted.clone();
+        let mut mapped = plain.map(move |i| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            format!("#{i}")
+        });
+        for expected in 1..13 {
+            match mapped.next_timeout(Duration::from_secs(5)) {
+                Next::Item(s) => assert_eq!(s, format!("#{expected}")),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        // Pages 1 and 2 taken (and converted), page 3 fetched ahead and waiting unconverted.
+        assert_eq!(converted.load(Ordering::SeqCst), 19);
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
+        // Dropping the mapped stream stops the fetch it took over.
+        drop(mapped);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_mapped_stream_ends_with_its_sources_error() {
+        let stream: PageStream<u8> = PageStream::spawn(|token| async move {
+            match token {
+                None => Ok((vec![1, 2], Some("next".into()))),
+                Some(_) => Err(AwsError::new(crate::ErrorKind::Service, "test", "boom")),
+            }
+        });
+        let mut mapped = stream.map(u32::from);
+        assert!(matches!(mapped.next_timeout(Duration::from_secs(5)), Next::Item(1)));
+        assert!(matches!(mapped.next_timeout(Duration::from_secs(5)), Next::Item(2)));
+        assert!(matches!(mapped.next_timeout(Duration::from_secs(5)), Next::Error(_)));
+        assert!(matches!(mapped.next_timeout(Duration::from_secs(5)), Next::End));
     }
 }

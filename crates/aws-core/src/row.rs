@@ -55,6 +55,14 @@ impl Row {
         Self::default()
     }
 
+    /// An empty row with room for `columns` (rows of many thousands of listed objects are built
+    /// without growing, at their exact size).
+    pub fn with_capacity(columns: usize) -> Self {
+        Self {
+            columns: Vec::with_capacity(columns),
+        }
+    }
+
     pub fn with(mut self, name: &'static str, field: Field) -> Self {
         self.columns.push((name, field));
         self

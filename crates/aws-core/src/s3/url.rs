@@ -73,6 +73,17 @@ impl S3Url {
     pub fn with_key(&self, key: impl Into<String>) -> Self {
         Self::new(self.bucket.clone(), key)
     }
+
+    /// The `s3://` URL of `key` in this URL's bucket, as text: what `with_key(key).to_string()`
+    /// spells, in one allocation of its exact length (a listing spells one per object).
+    pub fn key_url(&self, key: &str) -> String {
+        let mut url = String::with_capacity(SCHEME.len() + self.bucket.len() + 1 + key.len());
+        url.push_str(SCHEME);
+        url.push_str(&self.bucket);
+        url.push('/');
+        url.push_str(key);
+        url
+    }
 }
 
 impl fmt::Display for S3Url {
