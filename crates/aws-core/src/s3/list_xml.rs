@@ -104,7 +104,7 @@ pub(crate) fn read_by_hand(response: &HttpResponse) -> Option<ListObjectsV2Outpu
 pub(crate) fn read_by_sdk(response: &HttpResponse) -> Result<ListObjectsV2Output, String> {
     let sdk = sdk_deserializer().ok_or("no ListObjectsV2 deserializer")?;
     let output = sdk.deserialize_nonstreaming_with_config(response, &ConfigBag::base()).map_err(|e| format!("{e:?}"))?;
-    output.downcast::<ListObjectsV2Output>().map(|out| *out).map_err(|_| "not a ListObjectsV2Output".to_string())
+    output.downcast::<ListObjectsV2Output>().map_err(|_| "not a ListObjectsV2Output".to_string())
 }
 
 /// The hand parser, and the SDK's deserializer for everything it does not take.
