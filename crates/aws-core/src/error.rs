@@ -229,19 +229,20 @@ pub struct WrongRegion {
 }
 
 impl WrongRegion {
-    fn of(response: &HttpResponse, code: Option<&str>) -> Option<WrongRegion> {
+    pub(crate) fn of(response: &HttpResponse, code: Option<&str>) -> Option<WrongRegion> {
         let status = response.status().as_u16();
         let header = response
             .headers()
             .get("x-amz-bucket-region")
             .map(str::trim)
-            .filter(|r| !r.is_empty())
+            .filter(|r| is_region_shaped(r))
             .map(str::to_string);
         let body = response.body().bytes().map(String::from_utf8_lossy);
         let element = |name: &str| body.as_deref().and_then(|b| xml_element(b, name)).map(str::to_string);
+        let region_element = || element("Region").filter(|r| is_region_shaped(r));
         match (status, code) {
             (_, Some("AuthorizationHeaderMalformed")) => Some(WrongRegion {
-                region: element("Region").or(header),
+                region: region_element().or(header),
             }),
             (_, Some("IllegalLocationConstraintException")) => Some(WrongRegion { region: header }),
             (301 | 307, _) | (_, Some("PermanentRedirect" | "TemporaryRedirect")) => Some(WrongRegion {
@@ -277,7 +278,20 @@ fn endpoint_region(host: &str) -> Option<String> {
         }
     };
     let looks_like_region = candidate.split('-').count() >= 3 && candidate.ends_with(|c: char| c.is_ascii_digit());
-    looks_like_region.then(|| candidate.to_string())
+    (looks_like_region && is_region_shaped(candidate)).then(|| candidate.to_string())
+}
+
+/// The longest region name taken from an answer (AWS's longest today is 14 characters).
+pub(crate) const MAX_REGION_LEN: usize = 32;
+
+/// Whether a region an endpoint named can be used as one: it becomes part of the host name of
+/// the next request and is kept in the disk cache, so anything but lowercase letters, digits
+/// and hyphens (a `/`, a `.`, a space from a hostile or broken endpoint) is no region at all,
+/// and the refusal is then treated as one that names none.
+fn is_region_shaped(region: &str) -> bool {
+    !region.is_empty()
+        && region.len() <= MAX_REGION_LEN
+        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn classify_code(code: Option<&str>, status: Option<u16>) -> ErrorKind {
@@ -360,6 +374,34 @@ mod tests {
         assert_eq!(xml_element("<Error><Region>eu-west-1</Region></Error>", "Region"), Some("eu-west-1"));
         assert_eq!(xml_element("<Error><Region></Region></Error>", "Region"), None);
         assert_eq!(xml_element("<Error></Error>", "Region"), None);
+    }
+
+    fn refusal(status: u16, header: Option<&str>, body: &str) -> HttpResponse {
+        let status = aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap();
+        let mut response = HttpResponse::new(status, aws_smithy_types::body::SdkBody::from(body));
+        if let Some(header) = header {
+            response.headers_mut().insert("x-amz-bucket-region", header.to_string());
+        }
+        response
+    }
+
+    #[test]
+    fn only_region_shaped_names_are_taken_from_a_refusal() {
+        // The s3_redirect fuzz target's property (seen broken in review): whatever a (hostile)
+        // endpoint put in the header, `<Region>` or `<Endpoint>` was taken for a region, and a
+        // region becomes part of the next request's host name and is kept in the disk cache.
+        let region = |r: &HttpResponse, code| WrongRegion::of(r, code).and_then(|w| w.region);
+        assert_eq!(region(&refusal(301, Some("eu-west-1"), ""), None).as_deref(), Some("eu-west-1"));
+        for bad in ["evil.example/x", "eu-west-1.attacker", "EU WEST", &"a".repeat(33)] {
+            let r = refusal(301, Some(bad), "");
+            assert_eq!(WrongRegion::of(&r, None), Some(WrongRegion { region: None }), "{bad}");
+            let body = format!("<Error><Region>{bad}</Region></Error>");
+            assert_eq!(region(&refusal(400, None, &body), Some("AuthorizationHeaderMalformed")), None, "{bad}");
+        }
+        let body = "<Error><Endpoint>b.s3.a/b-c-1.amazonaws.com</Endpoint></Error>";
+        assert_eq!(region(&refusal(301, None, body), Some("PermanentRedirect")), None);
+        let body = "<Error><Region>ap-south-2</Region></Error>";
+        assert_eq!(region(&refusal(400, None, body), Some("AuthorizationHeaderMalformed")).as_deref(), Some("ap-south-2"));
     }
 
     #[test]

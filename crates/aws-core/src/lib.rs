@@ -34,6 +34,8 @@ pub mod ec2;
 pub mod engine;
 pub mod error;
 pub mod fanout;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod metrics;
 pub mod pagination;

@@ -19,6 +19,8 @@ pub mod ec2;
 pub mod engine;
 pub mod errors;
 mod external;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod regions;
 pub mod metrics;
 pub mod s3;

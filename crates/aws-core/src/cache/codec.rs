@@ -147,7 +147,18 @@ impl std::error::Error for CodecError {}
 pub fn encode(entry: &Entry) -> Vec<u8> {
     let mut raw = Vec::with_capacity(256);
     write_rows(&mut raw, &entry.rows);
+    seal(
+        &entry.key,
+        to_unix_millis(entry.created_at),
+        to_unix_millis(entry.expires_at),
+        &raw,
+    )
+}
 
+/// The stored form of an entry whose rows are already in their byte form `raw`: compressed,
+/// behind the header and its checksum. [`encode`] is this with rows from [`write_rows`]; the
+/// fuzz targets seal arbitrary `raw` bytes with it, so they reach the row decoder.
+pub(crate) fn seal(key: &str, created_ms: i64, expires_ms: i64, raw: &[u8]) -> Vec<u8> {
     let mut compressed = Vec::with_capacity(raw.len() / 4 + 64);
     {
         let mut writer = brotli::CompressorWriter::new(
@@ -158,18 +169,18 @@ pub fn encode(entry: &Entry) -> Vec<u8> {
         );
         // Writing into a Vec cannot fail. Were it ever to, the payload would be short, its
         // length would not match `raw_len` and `decode` would reject it: a miss, not garbage.
-        let _ = writer.write_all(&raw);
+        let _ = writer.write_all(raw);
         let _ = writer.flush();
         // Dropping the writer finishes the brotli stream.
     }
 
-    let key = entry.key.as_bytes();
+    let key = key.as_bytes();
     let mut out =
         Vec::with_capacity(FIXED_PREFIX_LEN + key.len() + FIXED_SUFFIX_LEN + compressed.len());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&to_unix_millis(entry.created_at).to_le_bytes());
-    out.extend_from_slice(&to_unix_millis(entry.expires_at).to_le_bytes());
+    out.extend_from_slice(&created_ms.to_le_bytes());
+    out.extend_from_slice(&expires_ms.to_le_bytes());
     out.extend_from_slice(&saturating_u32(key.len()).to_le_bytes());
     out.extend_from_slice(key);
     out.extend_from_slice(&saturating_u32(raw.len()).to_le_bytes());
@@ -198,11 +209,7 @@ pub fn decode(bytes: &[u8], expected_key: &str) -> Result<Entry, CodecError> {
     }
 
     let raw = decompress_bounded(payload, header.raw_len as usize)?;
-    let mut reader = Reader { buf: &raw, pos: 0 };
-    let rows = read_rows(&mut reader)?;
-    if reader.pos != raw.len() {
-        return Err(CodecError::Malformed("trailing bytes after the rows"));
-    }
+    let rows = decode_rows(&raw)?;
     Ok(Entry {
         key: header.key.to_string(),
         created_at: header.created_at,
@@ -333,7 +340,7 @@ const TAG_TIME: u8 = 5;
 const TAG_LIST: u8 = 6;
 const TAG_RECORD: u8 = 7;
 
-fn write_rows(out: &mut Vec<u8>, rows: &[Row]) {
+pub(crate) fn write_rows(out: &mut Vec<u8>, rows: &[Row]) {
     write_len(out, rows.len());
     for row in rows {
         write_len(out, row.columns.len());
@@ -445,6 +452,16 @@ impl<'a> Reader<'a> {
         let n = self.u32()? as usize;
         std::str::from_utf8(self.take(n)?).map_err(|_| CodecError::Malformed("string is not UTF-8"))
     }
+}
+
+/// The rows of a decompressed payload, which must hold nothing else.
+pub(crate) fn decode_rows(raw: &[u8]) -> Result<Vec<Row>, CodecError> {
+    let mut reader = Reader { buf: raw, pos: 0 };
+    let rows = read_rows(&mut reader)?;
+    if reader.pos != raw.len() {
+        return Err(CodecError::Malformed("trailing bytes after the rows"));
+    }
+    Ok(rows)
 }
 
 fn read_rows(r: &mut Reader<'_>) -> Result<Vec<Row>, CodecError> {
@@ -731,19 +748,6 @@ pub(crate) mod tests {
     }
 
     fn encode_raw_payload(key: &str, raw: &[u8]) -> Vec<u8> {
-        let template = encode(&Entry::new(key, vec![], UNIX_EPOCH, Duration::ZERO));
-        let header = parse_header(&template).unwrap();
-        let off = header.checksum_offset;
-        let mut compressed = Vec::new();
-        {
-            let mut w = brotli::CompressorWriter::new(&mut compressed, 4096, 5, 22);
-            w.write_all(raw).unwrap();
-        }
-        let mut out = template[..off].to_vec();
-        out[off - 4..off].copy_from_slice(&(raw.len() as u32).to_le_bytes());
-        let sum = checksum(&out, &compressed);
-        out.extend_from_slice(&sum);
-        out.extend_from_slice(&compressed);
-        out
+        seal(key, 0, 0, raw)
     }
 }

@@ -45,11 +45,11 @@ pub struct FileDigests {
 
 /// What identifies one version of a file without reading it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Stamp {
-    size: u64,
-    mtime_ns: i64,
-    inode: u64,
-    device: u64,
+pub(crate) struct Stamp {
+    pub(crate) size: u64,
+    pub(crate) mtime_ns: i64,
+    pub(crate) inode: u64,
+    pub(crate) device: u64,
 }
 
 impl Stamp {
@@ -173,7 +173,7 @@ impl HashCache {
     }
 }
 
-fn encode(path: &Path, stamp: Stamp, d: &FileDigests) -> Row {
+pub(crate) fn encode(path: &Path, stamp: Stamp, d: &FileDigests) -> Row {
     Row::new()
         .with("path", Field::Text(path.to_string_lossy().into_owned()))
         .with("size", Field::Bytes(stamp.size))
@@ -188,7 +188,7 @@ fn encode(path: &Path, stamp: Stamp, d: &FileDigests) -> Row {
 }
 
 /// The digests of an entry, if it is of this very file as it is now.
-fn decode(entry: &Entry, path: &Path, stamp: Stamp) -> Option<FileDigests> {
+pub(crate) fn decode(entry: &Entry, path: &Path, stamp: Stamp) -> Option<FileDigests> {
     let row = entry.rows.first()?;
     let int = |c: &str| match row.get(c) {
         Some(Field::Int(n)) => Some(*n),

@@ -48,13 +48,13 @@ fn hour_start(t: SystemTime) -> SystemTime {
     start.into()
 }
 
-fn hour_key(t: SystemTime) -> String {
+pub(crate) fn hour_key(t: SystemTime) -> String {
     let t: DateTime<Utc> = hour_start(t).into();
     format!("{}{}", prefix(), t.format(HOUR_FORMAT))
 }
 
 /// The hour a record's key names.
-fn hour_of(key: &str) -> Option<SystemTime> {
+pub(crate) fn hour_of(key: &str) -> Option<SystemTime> {
     let hour = key.strip_prefix(&prefix())?;
     let t = NaiveDateTime::parse_from_str(&format!("{hour}:00:00"), "%Y-%m-%dT%H:%M:%S").ok()?;
     Some(t.and_utc().into())
@@ -166,7 +166,7 @@ fn int(n: u64) -> Field {
 }
 
 /// One row per operation. The latency is its buckets, flattened: `[µs, count, µs, count, ...]`.
-fn encode_rows(figures: &Snapshot) -> Vec<Row> {
+pub(crate) fn encode_rows(figures: &Snapshot) -> Vec<Row> {
     figures
         .iter()
         .map(|(op, f)| {
@@ -196,7 +196,7 @@ fn encode_rows(figures: &Snapshot) -> Vec<Row> {
 }
 
 /// The figures of stored rows; a row without its names is skipped, a missing count is zero.
-fn decode_rows(rows: &[Row]) -> Snapshot {
+pub(crate) fn decode_rows(rows: &[Row]) -> Snapshot {
     let text = |row: &Row, name: &str| row.get(name).and_then(Field::as_str).map(str::to_string);
     let count = |row: &Row, name: &str| match row.get(name) {
         Some(Field::Int(n)) => u64::try_from(*n).unwrap_or(0),

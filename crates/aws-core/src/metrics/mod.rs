@@ -140,15 +140,20 @@ impl Figures {
         self.counters().iter().all(|&n| n == 0) && self.latency.is_empty()
     }
 
-    /// Cache lookups in all.
+    /// Cache lookups in all. Saturating: the counts come from the disk too (the history), where
+    /// a damaged record can hold any number (found by the `disk_records` fuzz target).
     pub fn lookups(&self) -> u64 {
-        self.hits_memory + self.hits_disk + self.hits_shared + self.misses
+        self.hits().saturating_add(self.misses)
+    }
+
+    fn hits(&self) -> u64 {
+        self.hits_memory.saturating_add(self.hits_disk).saturating_add(self.hits_shared)
     }
 
     /// Share of cache lookups answered by a tier; `None` without lookups.
     pub fn hit_rate(&self) -> Option<f64> {
         let lookups = self.lookups();
-        (lookups > 0).then(|| (self.hits_memory + self.hits_disk + self.hits_shared) as f64 / lookups as f64)
+        (lookups > 0).then(|| self.hits() as f64 / lookups as f64)
     }
 }
 
@@ -370,6 +375,14 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookups_of_huge_counts_saturate() {
+        // A history record read from disk (the disk_records fuzz target's first input).
+        let figures = Figures { hits_memory: u64::MAX, misses: 2, ..Figures::default() };
+        assert_eq!(figures.lookups(), u64::MAX);
+        assert_eq!(figures.hit_rate(), Some(1.0));
+    }
 
     fn request<'a>(operation: &'a str, ms: u64) -> RequestRecord<'a> {
         RequestRecord {

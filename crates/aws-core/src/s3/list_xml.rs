@@ -14,6 +14,11 @@
 //! would reject) goes to the SDK's deserializer untouched, so errors, redirects and odd endpoints
 //! behave exactly as before. Elements it does not know are skipped, as the SDK skips them.
 //!
+//! A document it takes is one the SDK reads to the same output: well formed by the rules of the
+//! SDK's tokenizer (xmlparser) everywhere, skipped parts included, since the SDK stops reading
+//! at the first fault it meets and keeps what it had. The fuzz target `s3_list_xml` holds the two
+//! to that on hostile input (see `crate::fuzzing::s3_list_xml`).
+//!
 //! Not here: the requests (see [`super::list`]), or any other operation's answers.
 
 use std::sync::LazyLock;
@@ -28,6 +33,7 @@ use aws_smithy_runtime_api::client::interceptors::context::{BeforeDeserializatio
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::client::ser_de::{DeserializeResponse, SharedResponseDeserializer};
+use aws_smithy_runtime_api::http::header_parse::one_or_none_bytes;
 use aws_smithy_types::DateTime;
 use aws_smithy_runtime_api::client::runtime_plugin::RuntimePlugin;
 use aws_smithy_types::config_bag::{ConfigBag, FrozenLayer, Storable, StoreReplace};
@@ -72,8 +78,33 @@ impl Intercept for HandParsedListing {
 /// ListObjectsV2 deserializer, which can be neither named nor cloned, only borrowed from there.
 static OPERATION_LAYER: LazyLock<Option<FrozenLayer>> = LazyLock::new(|| ListObjectsV2::new().config());
 
-fn sdk_deserializer() -> Option<&'static SharedResponseDeserializer> {
+pub(crate) fn sdk_deserializer() -> Option<&'static SharedResponseDeserializer> {
     OPERATION_LAYER.as_ref()?.load::<SharedResponseDeserializer>()
+}
+
+/// A whole answer read by hand, or `None` where the SDK is to read it: a `200` whose body
+/// [`parse_list_objects_v2`] takes and whose `x-amz-request-charged` the SDK's own header parser
+/// reads (one value at most, UTF-8, trimmed; a second value or bytes that are not text are the
+/// SDK's error to report).
+///
+/// The one difference from the SDK's output: it also keeps the request ids of
+/// `x-amz-request-id` and `x-amz-id-2`, which only the SDK's own code can set; nuaws reads
+/// neither (its errors come from the SDK's path, which keeps them).
+pub(crate) fn read_by_hand(response: &HttpResponse) -> Option<ListObjectsV2Output> {
+    if response.status().as_u16() != 200 {
+        return None;
+    }
+    let charged = one_or_none_bytes::<RequestCharged>(response.headers().get_all_bytes("x-amz-request-charged")).ok()?;
+    let out = parse_list_objects_v2(response.body().bytes()?)?;
+    Some(out.set_request_charged(charged).build())
+}
+
+/// What the SDK's own deserializer makes of an answer: the reference [`read_by_hand`] is held
+/// to, by the tests below and the fuzz target `s3_list_xml`.
+pub(crate) fn read_by_sdk(response: &HttpResponse) -> Result<ListObjectsV2Output, String> {
+    let sdk = sdk_deserializer().ok_or("no ListObjectsV2 deserializer")?;
+    let output = sdk.deserialize_nonstreaming_with_config(response, &ConfigBag::base()).map_err(|e| format!("{e:?}"))?;
+    output.downcast::<ListObjectsV2Output>().map_err(|_| "not a ListObjectsV2Output".to_string())
 }
 
 /// The hand parser, and the SDK's deserializer for everything it does not take.
@@ -82,17 +113,10 @@ struct HandParsed;
 
 impl DeserializeResponse for HandParsed {
     fn deserialize_nonstreaming_with_config(&self, response: &HttpResponse, cfg: &ConfigBag) -> OutputOrError {
-        if response.status().as_u16() == 200 {
-            let charged = response.headers().get("x-amz-request-charged").map(RequestCharged::from);
-            if let Some(out) = response.body().bytes().and_then(parse_list_objects_v2) {
-                #[cfg(test)]
-                tests::TAKEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let out = match charged {
-                    Some(charged) => out.request_charged(charged),
-                    None => out,
-                };
-                return Ok(Output::erase(out.build()));
-            }
+        if let Some(out) = read_by_hand(response) {
+            #[cfg(test)]
+            tests::TAKEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return Ok(Output::erase(out));
         }
         match sdk_deserializer() {
             Some(sdk) => sdk.deserialize_nonstreaming_with_config(response, cfg),
@@ -259,20 +283,23 @@ struct Scanner<'a> {
 }
 
 impl<'a> Scanner<'a> {
-    /// Whitespace and the XML declaration before the root.
+    /// The XML declaration and whitespace before the root. The SDK's tokenizer reads a
+    /// declaration only at the very start (`<?xml` and a space), and holds it to its grammar;
+    /// one after whitespace is an error there, and so is left to it here (`next` refuses `<?`).
     fn prolog(&mut self) -> Option<()> {
-        self.skip_space();
-        if self.s[self.at..].starts_with("<?xml") {
-            let end = self.s[self.at..].find("?>")?;
-            self.at += end + 2;
-            self.skip_space();
+        const OPEN: &str = "<?xml ";
+        if let Some(rest) = self.s.strip_prefix(OPEN) {
+            let end = rest.find("?>")?;
+            declaration(&rest[..end])?;
+            self.at = OPEN.len() + end + 2;
         }
+        self.skip_space();
         Some(())
     }
 
     fn skip_space(&mut self) {
         let rest = &self.s[self.at..];
-        self.at += rest.len() - rest.trim_start_matches([' ', '\t', '\r', '\n']).len();
+        self.at += rest.len() - rest.trim_start_matches(XML_SPACE).len();
     }
 
     fn only_space_left(&mut self) -> bool {
@@ -284,37 +311,54 @@ impl<'a> Scanner<'a> {
         let rest = &self.s[self.at..];
         if !rest.starts_with('<') {
             let end = rest.find('<')?;
+            let text = &rest[..end];
+            if !is_char_data(text) {
+                return None;
+            }
             self.at += end;
-            return Some(Token::Text(&rest[..end]));
+            return Some(Token::Text(text));
         }
         let bytes = rest.as_bytes();
         match bytes.get(1)? {
             // Comments, CDATA, DOCTYPE, processing instructions: the SDK's to read.
             b'!' | b'?' => None,
             b'/' => {
+                // Only ever compared with the name of an open element, which was checked.
                 let end = rest.find('>')?;
                 self.at += end + 1;
-                Some(Token::Close(plain_name(rest[2..end].trim_end_matches([' ', '\t', '\r', '\n']))?))
+                Some(Token::Close(rest[2..end].trim_end_matches(XML_SPACE)))
             }
             _ => {
-                let name_end = rest[1..].find([' ', '\t', '\r', '\n', '/', '>', '<'])? + 1;
-                let name = plain_name(&rest[1..name_end])?;
-                // Attributes (`xmlns`) are skipped, quotes and all.
-                let mut quote = None;
-                for (i, b) in bytes.iter().enumerate().skip(name_end) {
-                    match (quote, b) {
-                        (None, b'"' | b'\'') => quote = Some(*b),
-                        (Some(q), b) if q == *b => quote = None,
-                        (None, b'<') => return None,
-                        (None, b'>') => {
-                            self.at += i + 1;
-                            self.opened = name;
-                            return Some(Token::Open { name, empty: bytes[i - 1] == b'/' });
-                        }
-                        _ => {}
-                    }
+                // '<' Name (S Attribute)* S? ('>' | '/>'). A name with a prefix (`s3:Key`,
+                // which the SDK would match as `Key`) ends at its `:`, and is refused below.
+                let name_end = rest[1..].find(|c: char| !is_name_char(c)).map_or(rest.len(), |n| n + 1);
+                let name = &rest[1..name_end];
+                if !starts_name(name) {
+                    return None;
                 }
-                None
+                let mut at = name_end;
+                loop {
+                    let spaced = bytes.get(at).is_some_and(|b| is_space(*b));
+                    while bytes.get(at).is_some_and(|b| is_space(*b)) {
+                        at += 1;
+                    }
+                    let empty = match bytes.get(at)? {
+                        b'>' => false,
+                        b'/' if bytes.get(at + 1) == Some(&b'>') => {
+                            at += 1;
+                            true
+                        }
+                        // Attributes are spaced apart, and from the name.
+                        _ if spaced => {
+                            at = attribute(rest, at)?;
+                            continue;
+                        }
+                        _ => return None,
+                    };
+                    self.at += at + 1;
+                    self.opened = name;
+                    return Some(Token::Open { name, empty });
+                }
             }
         }
     }
@@ -357,10 +401,93 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// A tag name without a namespace prefix (the SDK would match `s3:Key` as `Key`; such
-/// documents are left to it).
-fn plain_name(name: &str) -> Option<&str> {
-    (!name.is_empty() && !name.contains(':')).then_some(name)
+/// XML's whitespace (the SDK's tokenizer knows no other).
+const XML_SPACE: [char; 4] = [' ', '\t', '\r', '\n'];
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// The ASCII characters of XML names but `:` (names beyond ASCII are valid XML, S3 writes
+/// none, and they are left to the SDK).
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+/// Whether `name` (of [`is_name_char`]s) is a name: not empty, not starting with a digit, `-`
+/// or `.`.
+fn starts_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+}
+
+/// The offset in the start tag `tag` just past the attribute (`name = "value"`, either quote)
+/// that begins at `at`, or `None` for one the SDK's tokenizer refuses or whose value the SDK
+/// could not unescape (it would then stop reading the element's parent there). Its name may
+/// have a prefix (`xmlns:xsi`); its value holds no `<` and only XML characters.
+fn attribute(tag: &str, at: usize) -> Option<usize> {
+    let rest = &tag[at..];
+    let name_len = rest.find(|c: char| !(is_name_char(c) || c == ':')).unwrap_or(rest.len());
+    let (prefix, local) = rest[..name_len].split_once(':').unwrap_or(("", &rest[..name_len]));
+    if !(prefix.is_empty() || starts_name(prefix)) || !starts_name(local) || local.contains(':') {
+        return None;
+    }
+    let eq = rest[name_len..].trim_start_matches(XML_SPACE).strip_prefix('=')?;
+    let quoted = eq.trim_start_matches(XML_SPACE);
+    let quote = quoted.chars().next().filter(|c| matches!(c, '"' | '\''))?;
+    let (value, _) = quoted[1..].split_once(quote)?;
+    if value.contains('<') || !is_char_data(value) || (value.contains('&') && unescape_into(value, &mut String::new()).is_none()) {
+        return None;
+    }
+    // Past the opening quote, the value and the closing quote (both one byte).
+    Some(tag.len() - quoted.len() + value.len() + 2)
+}
+
+/// Whether `text` is character data as the SDK's tokenizer takes it: only XML's characters (no
+/// control character but tab, newline and carriage return; no U+FFFE, U+FFFF) and no `]]>`.
+fn is_char_data(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let chars_ok = bytes.iter().enumerate().all(|(i, &b)| match b {
+        b'\t' | b'\n' | b'\r' => true,
+        0..=0x1F => false,
+        // U+FFFE and U+FFFF are EF BF BE and EF BF BF.
+        0xEF => !(bytes.get(i + 1) == Some(&0xBF) && matches!(bytes.get(i + 2), Some(0xBE | 0xBF))),
+        _ => true,
+    });
+    chars_ok && !text.contains("]]>")
+}
+
+/// The inside of an XML declaration (`version="1.0" encoding="UTF-8"`, between `<?xml ` and
+/// `?>`) by the grammar the SDK's tokenizer holds it to: a version `1.` and digits, then an
+/// encoding name and `standalone` (`yes` or `no`), each optional, in that order, spaced apart.
+fn declaration(mut decl: &str) -> Option<()> {
+    let spaced = |d: &str| d.is_empty() || d.starts_with(XML_SPACE);
+    let version = pseudo_attribute(&mut decl, "version")?;
+    if !version.strip_prefix("1.")?.bytes().all(|b| b.is_ascii_digit()) || !spaced(decl) {
+        return None;
+    }
+    decl = decl.trim_start_matches(XML_SPACE);
+    if decl.starts_with("encoding") {
+        let encoding = pseudo_attribute(&mut decl, "encoding")?;
+        if !encoding.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')) || !spaced(decl) {
+            return None;
+        }
+        decl = decl.trim_start_matches(XML_SPACE);
+    }
+    if decl.starts_with("standalone") && !matches!(pseudo_attribute(&mut decl, "standalone")?, "yes" | "no") {
+        return None;
+    }
+    decl.trim_start_matches(XML_SPACE).is_empty().then_some(())
+}
+
+/// The value of `name = "value"` (either quote) at the start of `decl`, past any whitespace;
+/// `decl` is left just after it.
+fn pseudo_attribute<'a>(decl: &mut &'a str, name: &str) -> Option<&'a str> {
+    let rest = decl.trim_start_matches(XML_SPACE).strip_prefix(name)?;
+    let rest = rest.trim_start_matches(XML_SPACE).strip_prefix('=')?.trim_start_matches(XML_SPACE);
+    let quote = rest.chars().next().filter(|c| matches!(c, '"' | '\''))?;
+    let (value, after) = rest[1..].split_once(quote)?;
+    *decl = after;
+    Some(value)
 }
 
 /// `raw` with XML's five entities and character references replaced, appended to `out`.
@@ -377,7 +504,8 @@ fn unescape_into(raw: &str, out: &mut String) -> Option<()> {
             "quot" => '"',
             "apos" => '\'',
             _ => {
-                let code = match entity.strip_prefix("#x").or_else(|| entity.strip_prefix("#X")) {
+                // As the SDK reads them: `#x` in lowercase only (`&#X41;` is its error).
+                let code = match entity.strip_prefix("#x") {
                     Some(hex) => u32::from_str_radix(hex, 16).ok()?,
                     None => entity.strip_prefix('#')?.parse::<u32>().ok()?,
                 };
@@ -502,6 +630,21 @@ mod tests {
             (200, page("<Contents><Key>k</Key>")),
             (200, "<ListBucketResult><Name>b</Name></ListBucketResult><Trailing/>".to_string()),
             (200, "not xml".to_string()),
+            // What the SDK's tokenizer refuses, and so stops reading at (keeping what it had):
+            // a declaration after whitespace or of another grammar, an uppercase `&#X`, an
+            // attribute without a value or whose value it cannot unescape, characters XML does
+            // not allow, `]]>` in text, a broken empty tag, a name starting with a digit.
+            (200, format!(" {}", page(""))),
+            (200, page("").replacen("version=\"1.0\"", "version=\"2.0\"", 1)),
+            (200, page("").replacen("encoding=\"UTF-8\"", "encoding=\"UTF 8\"", 1)),
+            (200, page("<Contents><Key>&#X41;</Key></Contents>")),
+            (200, page("<Unknown attribute><Key>x</Key></Unknown><Contents><Key>k</Key></Contents>")),
+            (200, page("<Unknown a=\"&bad;\"/><Contents><Key>k</Key></Contents>")),
+            (200, page("<Unknown a=\"1\"b=\"2\"/><Contents><Key>k</Key></Contents>")),
+            (200, page("<Contents><Key>a\u{1}b</Key></Contents><Contents><Key>k</Key></Contents>")),
+            (200, page("<Contents><Key>a]]>b</Key></Contents>")),
+            (200, page("<Contents><Key/ ><Size>1</Size></Contents>")),
+            (200, page("<Contents><1Key>k</1Key></Contents>")),
             (404, format!("{DECLARATION}<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>")),
             (301, format!("{DECLARATION}<Error><Code>PermanentRedirect</Code><Endpoint>b.s3.eu-west-1.amazonaws.com</Endpoint></Error>")),
         ];
@@ -511,6 +654,42 @@ mod tests {
             }
             let (sdk, hand) = both(*status, body);
             assert_eq!(hand, sdk, "{status} {body}");
+        }
+    }
+
+    fn answer(charged: &[&str], body: &str) -> HttpResponse {
+        let mut response = HttpResponse::new(StatusCode::try_from(200).unwrap(), SdkBody::from(body));
+        for value in charged {
+            response.headers_mut().append("x-amz-request-charged", value.to_string());
+        }
+        response
+    }
+
+    #[test]
+    fn request_charged_is_read_as_the_sdk_reads_it() {
+        let body = page(OBJECT);
+        for charged in [&[][..], &["requester"], &[" requester\t"], &["other"], &[""]] {
+            let response = answer(charged, &body);
+            assert_eq!(read_by_hand(&response).as_ref(), read_by_sdk(&response).as_ref().ok(), "{charged:?}");
+        }
+        // Two values are the SDK's error, and so not the hand parser's to answer.
+        let twice = answer(&["requester", "requester"], &body);
+        assert!(read_by_sdk(&twice).is_err());
+        assert_eq!(read_by_hand(&twice), None);
+    }
+
+    #[test]
+    fn declarations_are_held_to_the_sdk_tokenizers_grammar() {
+        let root = "<ListBucketResult><Name>b</Name></ListBucketResult>";
+        for declaration in ["", "<?xml version=\"1.0\"?>", "<?xml version='1.1' encoding='utf-8' standalone='yes'?>", "<?xml  version = \"1.0\"  standalone=\"no\" ?>\n"] {
+            let body = format!("{declaration}{root}");
+            let response = answer(&[], &body);
+            assert!(read_by_hand(&response).is_some(), "{body}");
+            assert_eq!(read_by_hand(&response).as_ref(), read_by_sdk(&response).as_ref().ok(), "{body}");
+        }
+        for declaration in ["<?xml?>", "<?xml version=\"1\"?>", "<?xml encoding=\"UTF-8\"?>", "<?xml version=\"1.0\"encoding=\"UTF-8\"?>", "<?xml version=\"1.0\" standalone=\"maybe\"?>", "<?xml version=\"1.0\" standalone=\"yes\" encoding=\"UTF-8\"?>"] {
+            let body = format!("{declaration}{root}");
+            assert!(parse_list_objects_v2(body.as_bytes()).is_none(), "{body}");
         }
     }
 

@@ -34,7 +34,7 @@ fn unfield(text: &str) -> Option<String> {
 }
 
 /// One entry as one line: tab-separated fields, text escaped (no tab or newline left in it).
-fn encode(entry: &Entry) -> String {
+pub(crate) fn encode(entry: &Entry) -> String {
     let modified = entry.modified.map(|t| format!("{}.{}", t.timestamp(), t.timestamp_subsec_nanos()));
     let path = entry.path.as_ref().map(|p| p.to_string_lossy().into_owned());
     format!(
@@ -48,7 +48,7 @@ fn encode(entry: &Entry) -> String {
     )
 }
 
-fn decode(line: &str) -> Option<Entry> {
+pub(crate) fn decode(line: &str) -> Option<Entry> {
     let mut fields = line.split('\t');
     let key = unescape(fields.next()?);
     let size = fields.next()?.parse().ok()?;

@@ -48,12 +48,16 @@ impl S3Url {
                 help: "Write S3 locations as s3://bucket/key, for example s3://my-bucket/logs/2024/."
                     .into(),
                 offset: 0,
-                len: scheme_len.max(1),
+                len: scheme_len.max(1).min(input.len()),
             });
         };
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
         if let Err(mut err) = validate_bucket_name(bucket) {
             err.offset += SCHEME.len();
+            if err.offset + err.len > input.len() {
+                // Nothing follows `s3://`: the part at fault is the URL as typed.
+                (err.offset, err.len) = (0, input.len());
+            }
             return Err(err);
         }
         Ok(S3Url {
@@ -218,6 +222,12 @@ mod tests {
         let err = S3Url::parse("s3://data-s3alias").unwrap_err();
         assert_eq!((err.offset, err.len), (9, 8));
         assert!(S3Url::parse("s3:///key").unwrap_err().message.contains("no bucket"));
+        // The s3_url fuzz target's property (seen broken in review): a span inside what was
+        // typed.
+        let err = S3Url::parse("s3://").unwrap_err();
+        assert!(err.message.contains("no bucket"));
+        assert_eq!((err.offset, err.len), (0, 5), "the whole URL, not a byte after it");
+        assert_eq!((S3Url::parse("").unwrap_err().offset, S3Url::parse("").unwrap_err().len), (0, 0));
         assert!(S3Url::parse(&format!("s3://{}", "a".repeat(64))).is_err());
         assert!(S3Url::parse(&format!("s3://{}", "a".repeat(63))).is_ok());
     }

@@ -278,9 +278,20 @@ pub fn cache_params(request: &ListRequest) -> Vec<(&'static str, String)> {
         ("all", request.all_regions.to_string()),
     ];
     for filter in &request.filters {
-        params.push(("filter", format!("{}={}", filter.name, filter.values.join(","))));
+        params.push(("filter", filter_param(filter)));
     }
     params
+}
+
+/// One filter as a cache key parameter, every part length-prefixed: joined with `,` alone,
+/// `{tag:Env: "a,b"}` (one value with a comma) and `{tag:Env: [a, b]}` (either value) would
+/// share a key and so one cached answer, and `{a=b: c}` would share one with `{a: b=c}`.
+pub(crate) fn filter_param(filter: &Filter) -> String {
+    let mut param = format!("{}:{}", filter.name.len(), filter.name);
+    for value in &filter.values {
+        param.push_str(&format!("={}:{value}", value.len()));
+    }
+    param
 }
 
 /// `{name: value}` or `{name: [values]}` as EC2 filters.
@@ -302,4 +313,30 @@ pub(crate) fn filters_from_record(value: &Value) -> Result<Vec<Filter>, ShellErr
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(filters: Value) -> Vec<String> {
+        filters_from_record(&filters).unwrap().iter().map(filter_param).collect()
+    }
+
+    #[test]
+    fn filters_that_ask_different_things_have_different_cache_keys() {
+        // The ec2_filters fuzz target's property (seen broken in review): with `name=v1,v2`,
+        // one value holding a comma and two values shared a cache key, and so did `=` moved
+        // between name and value.
+        let one_value = Value::test_record(record! { "tag:Env" => Value::test_string("a,b") });
+        let two_values = Value::test_record(record! {
+            "tag:Env" => Value::test_list(vec![Value::test_string("a"), Value::test_string("b")]),
+        });
+        assert_ne!(params(one_value), params(two_values));
+        let eq_in_name = Value::test_record(record! { "a=b" => Value::test_string("c") });
+        let eq_in_value = Value::test_record(record! { "a" => Value::test_string("b=c") });
+        assert_ne!(params(eq_in_name), params(eq_in_value));
+        let same = Value::test_record(record! { "instance-state-name" => Value::test_string("running") });
+        assert_eq!(params(same.clone()), params(same));
+    }
 }

@@ -7,7 +7,7 @@ mod ec2_;
 mod enrich;
 mod images;
 mod instances;
-mod listing;
+pub(crate) mod listing;
 mod regions;
 mod security_groups;
 mod snapshots;

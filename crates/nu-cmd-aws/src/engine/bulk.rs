@@ -89,37 +89,43 @@ fn duration(value: i64, span: Span, what: &str) -> Result<Duration, ShellError> 
         .map_err(|_| config_error(format!("{what} cannot be negative"), span, "Give a duration such as 2sec or 0sec."))
 }
 
+/// Applies `$env.NUAWS_ENGINE` (the value `config`) over `settings` and the progress switch.
+pub(crate) fn apply_engine_env(config: &Value, settings: &mut EngineSettings, progress: &mut bool) -> Result<(), ShellError> {
+    let record = config
+        .as_record()
+        .map_err(|_| config_error("$env.NUAWS_ENGINE must be a record", config.span(), CONFIG_HELP))?;
+    for (name, value) in record.iter() {
+        let span = value.span();
+        match name.as_str() {
+            "min_concurrency" => settings.limits.min = positive(value.as_int()?, span, name)?,
+            "max_concurrency" => settings.limits.max = positive(value.as_int()?, span, name)?,
+            "initial_concurrency" => settings.limits.initial = positive(value.as_int()?, span, name)?,
+            "dedup_window" => settings.dedup_window = duration(value.as_duration()?, span, name)?,
+            "max_attempts" => settings.job.max_attempts = positive(value.as_int()?, span, name)? as u32,
+            "attempt_timeout" => settings.job.attempt_timeout = Some(duration(value.as_duration()?, span, name)?).filter(|d| !d.is_zero()),
+            "fail_fast" => {
+                settings.job.mode = if value.as_bool()? { FailureMode::FailFast } else { FailureMode::Resilient }
+            }
+            "ordered" => settings.job.ordered = value.as_bool()?,
+            "progress" => *progress = value.as_bool()?,
+            other => {
+                return Err(config_error(
+                    format!("$env.NUAWS_ENGINE has no setting `{other}`"),
+                    span,
+                    "Known settings: min_concurrency, max_concurrency, initial_concurrency, dedup_window, max_attempts, attempt_timeout, fail_fast, ordered, progress.",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The settings of one bulk call: defaults, then `$env.NUAWS_ENGINE`, then the call's flags.
 pub fn engine_settings(engine_state: &EngineState, stack: &mut Stack, call: &Call) -> Result<(EngineSettings, bool), ShellError> {
     let mut settings = EngineSettings::default();
     let mut progress = true;
     if let Some(config) = stack.get_env_var(engine_state, "NUAWS_ENGINE").cloned() {
-        let record = config
-            .as_record()
-            .map_err(|_| config_error("$env.NUAWS_ENGINE must be a record", config.span(), CONFIG_HELP))?;
-        for (name, value) in record.iter() {
-            let span = value.span();
-            match name.as_str() {
-                "min_concurrency" => settings.limits.min = positive(value.as_int()?, span, name)?,
-                "max_concurrency" => settings.limits.max = positive(value.as_int()?, span, name)?,
-                "initial_concurrency" => settings.limits.initial = positive(value.as_int()?, span, name)?,
-                "dedup_window" => settings.dedup_window = duration(value.as_duration()?, span, name)?,
-                "max_attempts" => settings.job.max_attempts = positive(value.as_int()?, span, name)? as u32,
-                "attempt_timeout" => settings.job.attempt_timeout = Some(duration(value.as_duration()?, span, name)?).filter(|d| !d.is_zero()),
-                "fail_fast" => {
-                    settings.job.mode = if value.as_bool()? { FailureMode::FailFast } else { FailureMode::Resilient }
-                }
-                "ordered" => settings.job.ordered = value.as_bool()?,
-                "progress" => progress = value.as_bool()?,
-                other => {
-                    return Err(config_error(
-                        format!("$env.NUAWS_ENGINE has no setting `{other}`"),
-                        span,
-                        "Known settings: min_concurrency, max_concurrency, initial_concurrency, dedup_window, max_attempts, attempt_timeout, fail_fast, ordered, progress.",
-                    ));
-                }
-            }
-        }
+        apply_engine_env(&config, &mut settings, &mut progress)?;
     }
     let int_flag = |stack: &mut Stack, name: &str| -> Result<Option<(usize, Span)>, ShellError> {
         call.get_flag::<Spanned<i64>>(engine_state, stack, name)?

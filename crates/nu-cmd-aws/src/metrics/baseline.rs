@@ -155,7 +155,7 @@ pub(crate) fn load(dir: &Path, name: &Spanned<String>) -> Result<Value, ShellErr
         }
         Err(e) => return Err(io_error("read", &path, e, name.span)),
     };
-    nuon::from_nuon(&text, Some(name.span)).map_err(|e| {
+    parse(&text, name.span).map_err(|e| {
         ShellError::Generic(
             GenericError::new(
                 format!("The baseline `{}` cannot be read", name.item),
@@ -167,6 +167,33 @@ pub(crate) fn load(dir: &Path, name: &Spanned<String>) -> Result<Value, ShellErr
             .with_code("nuaws::bench::bad_baseline"),
         )
     })
+}
+
+/// A baseline file's text as the value it holds.
+pub(crate) fn parse(text: &str, span: Span) -> Result<Value, ShellError> {
+    nuon::from_nuon(text, Some(span))
+}
+
+/// The p50 and p95 of a saved baseline, in nanoseconds (both positive: they divide).
+pub(crate) fn percentiles(saved: &Value, name: &Spanned<String>) -> Result<(i64, i64), ShellError> {
+    let field = |f: &str| {
+        saved
+            .get_data_by_key(f)
+            .and_then(|v| v.as_duration().ok())
+            .filter(|ns| *ns > 0)
+            .ok_or_else(|| {
+                ShellError::Generic(
+                    GenericError::new(
+                        format!("The baseline `{}` has no {f}", name.item),
+                        "not a baseline saved by aws bench",
+                        name.span,
+                    )
+                    .with_help("Save it again with --save.")
+                    .with_code("nuaws::bench::bad_baseline"),
+                )
+            })
+    };
+    Ok((field("p50")?, field("p95")?))
 }
 
 #[cfg(test)]

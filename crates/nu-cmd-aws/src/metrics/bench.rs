@@ -191,26 +191,10 @@ impl Command for AwsBench {
 
         let mut regression = None;
         if let (Some(name), Some(saved)) = (&against, saved) {
-            let field = |f: &str| {
-                saved
-                    .get_data_by_key(f)
-                    .and_then(|v| v.as_duration().ok())
-                    .filter(|ns| *ns > 0)
-                    .ok_or_else(|| {
-                        ShellError::Generic(
-                            GenericError::new(
-                                format!("The baseline `{}` has no {f}", name.item),
-                                "not a baseline saved by aws bench",
-                                name.span,
-                            )
-                            .with_help("Save it again with --save.")
-                            .with_code("nuaws::bench::bad_baseline"),
-                        )
-                    })
-            };
+            let (p50, p95) = baseline::percentiles(&saved, name)?;
             let ratio = |now: Duration, then: i64| now.as_nanos() as f64 / then as f64;
-            let ratio_p50 = ratio(stats.p50, field("p50")?);
-            let ratio_p95 = ratio(stats.p95, field("p95")?);
+            let ratio_p50 = ratio(stats.p50, p50);
+            let ratio_p95 = ratio(stats.p95, p95);
             let regressed = ratio_p50 > threshold || ratio_p95 > threshold;
             record.push("baseline", saved);
             record.push("ratio_p50", Value::float(ratio_p50, head));

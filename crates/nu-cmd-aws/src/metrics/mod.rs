@@ -6,7 +6,7 @@
 //! Not here: recording the figures (that is `aws_core::metrics`, on every request and cache
 //! lookup).
 
-mod baseline;
+pub(crate) mod baseline;
 mod bench;
 mod metrics_;
 mod reset;
