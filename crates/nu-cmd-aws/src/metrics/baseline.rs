@@ -169,9 +169,51 @@ pub(crate) fn load(dir: &Path, name: &Spanned<String>) -> Result<Value, ShellErr
     })
 }
 
+/// The deepest nesting of `(` that a baseline may hold. `aws bench --save` writes none (a flat
+/// record of numbers, durations and a date); 8 leaves room for a hand-edited one.
+const MAX_PAREN_DEPTH: usize = 8;
+
 /// A baseline file's text as the value it holds.
+///
+/// Refuses text nested deeper than [`MAX_PAREN_DEPTH`] before parsing it: nushell's parser takes
+/// time exponential in the depth of nested `(` (about 2.2x a level: 18 levels take 2 s, 30 would
+/// take hours; nushell/nushell#13944), and a damaged or hostile file must not hang `aws bench`.
 pub(crate) fn parse(text: &str, span: Span) -> Result<Value, ShellError> {
+    let depth = paren_depth(text);
+    if depth > MAX_PAREN_DEPTH {
+        return Err(ShellError::Generic(
+            GenericError::new(
+                "Baseline nested too deeply",
+                format!(
+                    "parentheses nested {depth} deep (a baseline saved by aws bench has none; \
+                     at most {MAX_PAREN_DEPTH} are read)"
+                ),
+                span,
+            )
+            .with_help("Save it again with --save.")
+            .with_code("nuaws::bench::bad_baseline"),
+        ));
+    }
     nuon::from_nuon(text, Some(span))
+}
+
+/// The deepest nesting of `(` in the text, strings and comments included: a baseline holds no
+/// strings (numbers, durations and a date), and a scanner that skipped strings would have to
+/// agree with nushell's lexer on where each one ends (comments, raw strings) or be fooled.
+/// An unmatched `)` never takes the depth below 0.
+fn paren_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for b in text.bytes() {
+        match b {
+            b'(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// The p50 and p95 of a saved baseline, in nanoseconds (both positive: they divide).
@@ -242,6 +284,38 @@ mod tests {
         }
         fs::write(dir.join("bad.nuon"), "{p50: ").unwrap();
         assert!(load(&dir, &named("bad")).is_err());
+        fs::write(dir.join("bad.nuon"), format!("{{p50: {}1ms{}}}", "(".repeat(30), ")".repeat(30))).unwrap();
+        assert!(load(&dir, &named("bad")).is_err());
         let _ = fs::remove_dir_all(&tmp);
+    }
+
+    #[test]
+    fn parentheses_are_counted_wherever_they_are() {
+        assert_eq!(paren_depth("{p50: 1ms}"), 0);
+        assert_eq!(paren_depth("((1))"), 2);
+        assert_eq!(paren_depth("(()) ((( )))"), 3);
+        assert_eq!(paren_depth(")))((("), 3, "an unmatched ) does not go below 0");
+        // Quotes and comments hide nothing: nushell's lexer, not this count, decides what they
+        // enclose (`# "` starts a comment to the end of its line, not a string).
+        assert_eq!(paren_depth("# \"\n(((\"((("), 6);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_parser_sees_it() {
+        // A fuzz finding: 26 nested `(`, which nushell's parser would take minutes over
+        // (nushell/nushell#13944). Refused with this error, so the parser never saw it.
+        let finding = include_str!("../../../../fuzz/findings/bench_baseline-nested-parens-timeout");
+        match parse(finding, Span::test_data()) {
+            Err(ShellError::Generic(e)) => {
+                assert_eq!(e.error, "Baseline nested too deeply");
+                assert!(e.msg.contains("nested 26 deep"), "{}", e.msg);
+            }
+            other => panic!("{other:?}"),
+        }
+        let shallow = format!("{{p50: {}1ms{}}}", "(".repeat(MAX_PAREN_DEPTH), ")".repeat(MAX_PAREN_DEPTH));
+        assert!(
+            !matches!(parse(&shallow, Span::test_data()), Err(ShellError::Generic(ref e)) if e.error == "Baseline nested too deeply"),
+            "depth {MAX_PAREN_DEPTH} is read"
+        );
     }
 }
