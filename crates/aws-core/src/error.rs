@@ -375,14 +375,175 @@ mod tests {
         assert_eq!(xml_element("<Error><Region></Region></Error>", "Region"), None);
         assert_eq!(xml_element("<Error></Error>", "Region"), None);
     }
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
 
-    fn refusal(status: u16, header: Option<&str>, body: &str) -> HttpResponse {
-        let status = aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap();
-        let mut response = HttpResponse::new(status, aws_smithy_types::body::SdkBody::from(body));
-        if let Some(header) = header {
-            response.headers_mut().insert("x-amz-bucket-region", header.to_string());
+    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> HttpResponse {
+        let mut response = HttpResponse::new(status.try_into().unwrap(), SdkBody::from(body.to_string()));
+        for (name, value) in headers {
+            response.headers_mut().insert(name.to_string(), value.to_string());
         }
         response
+    }
+
+    fn service(code: Option<&str>, message: Option<&str>, raw: HttpResponse) -> AwsError {
+        let mut meta = ErrorMetadata::builder();
+        if let Some(code) = code {
+            meta = meta.code(code);
+        }
+        if let Some(message) = message {
+            meta = meta.message(message);
+        }
+        AwsError::from_sdk("S3 GetObject", SdkError::service_error(meta.build(), raw))
+    }
+
+    fn failure(err: SdkError<ErrorMetadata, HttpResponse>) -> AwsError {
+        AwsError::from_sdk("EC2 DescribeInstances", err)
+    }
+
+    #[test]
+    fn a_service_error_keeps_its_code_message_and_status() {
+        let e = service(Some("NoSuchBucket"), Some("The specified bucket does not exist"), response(404, &[], ""));
+        assert_eq!((e.kind, e.code.as_deref(), e.status), (ErrorKind::NotFound, Some("NoSuchBucket"), Some(404)));
+        assert_eq!(e.message, "The specified bucket does not exist");
+        assert_eq!(e.operation, "S3 GetObject");
+        assert!(e.help().contains("aws s3 buckets"), "{}", e.help());
+        assert!(e.source().is_some(), "the SDK error stays reachable");
+        assert_eq!(e.wrong_region, None);
+    }
+
+    #[test]
+    fn an_answer_without_a_message_says_what_it_can() {
+        // The code stands in for a missing message.
+        let e = service(Some("InternalError"), None, response(500, &[], ""));
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Service, "InternalError"));
+        // No code either: by the status.
+        let e = service(None, None, response(404, &[], ""));
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::NotFound, "not found"));
+        let e = service(None, Some(""), response(403, &[], ""));
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::AccessDenied, "access denied"));
+        let e = service(None, None, response(500, &[], ""));
+        assert_eq!(e.kind, ErrorKind::Service);
+        assert!(e.message.starts_with("HTTP 500: "), "{}", e.message);
+        // A response the SDK could not parse: classified by its status alone.
+        let e = failure(SdkError::response_error("unparseable body", response(503, &[], "<html>")));
+        assert_eq!((e.kind, e.status, e.code.as_deref()), (ErrorKind::Throttled, Some(503), None));
+        assert!(e.message.contains("HTTP 503") && e.message.contains("unparseable body"), "{}", e.message);
+    }
+
+    #[test]
+    fn failures_before_an_answer_are_classified_by_what_went_wrong() {
+        let e = failure(SdkError::timeout_error("operation timed out"));
+        assert_eq!((e.kind, e.status), (ErrorKind::Timeout, None));
+        assert!(e.message.contains("operation timed out"), "{}", e.message);
+        let e = failure(SdkError::dispatch_failure(ConnectorError::timeout("connect timed out".into())));
+        assert_eq!(e.kind, ErrorKind::Timeout);
+        let e = failure(SdkError::dispatch_failure(ConnectorError::io("connection refused".into())));
+        assert_eq!(e.kind, ErrorKind::Network);
+        assert!(e.help().contains("AWS_ENDPOINT_URL"), "{}", e.help());
+        let e = failure(SdkError::dispatch_failure(ConnectorError::other("failed to load Credentials".into(), None)));
+        assert_eq!(e.kind, ErrorKind::NoCredentials);
+        let e = failure(SdkError::construction_failure("no credentials in the chain"));
+        assert_eq!(e.kind, ErrorKind::NoCredentials);
+        let e = failure(SdkError::dispatch_failure(ConnectorError::other("tls handshake eof".into(), None)));
+        assert_eq!(e.kind, ErrorKind::Network);
+        let e = failure(SdkError::construction_failure("a field is missing"));
+        assert_eq!(e.kind, ErrorKind::Service);
+    }
+
+    #[test]
+    fn s3_names_the_region_of_a_bucket_asked_in_the_wrong_one() {
+        let region = |e: AwsError| e.wrong_region.map(|w| w.region);
+        // A regional endpoint's redirect: the header wins over the body.
+        let e = service(
+            Some("PermanentRedirect"),
+            Some("use the right endpoint"),
+            response(301, &[("x-amz-bucket-region", "eu-west-1")], "<Error><Endpoint>b.s3.eu-central-1.amazonaws.com</Endpoint></Error>"),
+        );
+        assert_eq!(region(e), Some(Some("eu-west-1".into())));
+        // No header: the endpoint in the body.
+        let e = service(Some("PermanentRedirect"), None, response(301, &[], "<Error><Endpoint>b.s3.ap-south-1.amazonaws.com</Endpoint></Error>"));
+        assert_eq!(region(e), Some(Some("ap-south-1".into())));
+        // Signed for the wrong region at the global endpoint: the body's <Region>.
+        let e = service(
+            Some("AuthorizationHeaderMalformed"),
+            Some("the region 'us-east-1' is wrong; expecting 'eu-north-1'"),
+            response(400, &[], "<Error><Region>eu-north-1</Region></Error>"),
+        );
+        assert_eq!(region(e), Some(Some("eu-north-1".into())));
+        // Between an opt-in region and a standard one: no region named, the caller must ask.
+        let e = service(Some("IllegalLocationConstraintException"), None, response(400, &[], ""));
+        assert_eq!(region(e), Some(None));
+        // A HEAD has no body: only the status and the header.
+        let e = service(None, None, response(400, &[("x-amz-bucket-region", " us-west-2 ")], ""));
+        assert_eq!(region(e), Some(Some("us-west-2".into())));
+        // A plain bad request is not about regions; nor is an empty header.
+        assert_eq!(region(service(None, None, response(400, &[], ""))), None);
+        assert_eq!(region(service(None, None, response(400, &[("x-amz-bucket-region", "")], ""))), None);
+        // A 307 of a new bucket, through an unparsed response.
+        let e = failure(SdkError::response_error("redirect", response(307, &[("x-amz-bucket-region", "sa-east-1")], "")));
+        assert_eq!(region(e), Some(Some("sa-east-1".into())));
+    }
+
+    #[test]
+    fn every_kind_has_its_own_help() {
+        let help = |kind, code: Option<&str>| {
+            let e = AwsError::new(kind, "S3 GetObject", "m");
+            match code {
+                Some(c) => e.with_code(c).help(),
+                None => e.help(),
+            }
+        };
+        let cases = [
+            (ErrorKind::NoCredentials, None, "aws configure"),
+            (ErrorKind::UnknownProfile, None, "AWS_CONFIG_FILE"),
+            (ErrorKind::NoRegion, None, "--region"),
+            (ErrorKind::AccessDenied, None, "get-caller-identity"),
+            (ErrorKind::NotFound, Some("NoSuchBucket"), "aws s3 buckets"),
+            (ErrorKind::NotFound, Some("NoSuchKey"), "aws s3 ls"),
+            (ErrorKind::NotFound, None, "aws s3 ls"),
+            (ErrorKind::NotFound, Some("InvalidInstanceID.NotFound"), "aws ec2 instances"),
+            (ErrorKind::NotFound, Some("InvalidVpcID.NotFound"), "the region the command runs in"),
+            (ErrorKind::InvalidInput, None, "points at"),
+            (ErrorKind::Throttled, None, "throttling"),
+            (ErrorKind::Timeout, None, "timed out"),
+            (ErrorKind::Network, Some("NoRootCertificates"), "ca-certificates"),
+            (ErrorKind::Network, None, "proxy"),
+            (ErrorKind::Interrupted, None, "interrupted"),
+            (ErrorKind::Local, Some("FileExists"), "--force"),
+            (ErrorKind::Local, None, "local path"),
+            (ErrorKind::WrongRegion, None, "redirects"),
+            (ErrorKind::Service, None, "its own"),
+        ];
+        for (kind, code, needle) in cases {
+            let text = help(kind, code);
+            assert!(text.contains(needle), "{kind:?} {code:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn the_error_chain_says_each_distinct_cause_once() {
+        #[derive(Debug)]
+        struct Layer(&'static str, Option<Box<Layer>>);
+        impl fmt::Display for Layer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl StdError for Layer {
+            fn source(&self) -> Option<&(dyn StdError + 'static)> {
+                self.1.as_deref().map(|l| l as &(dyn StdError + 'static))
+            }
+        }
+        let err = Layer("dispatch failure", Some(Box::new(Layer("io error", Some(Box::new(Layer("io error", Some(Box::new(Layer("connection refused", None))))))))));
+        assert_eq!(error_chain_text(&err), "dispatch failure: io error: connection refused");
+    }
+
+
+    fn refusal(status: u16, header: Option<&str>, body: &str) -> HttpResponse {
+        let headers: Vec<_> = header.map(|h| ("x-amz-bucket-region", h)).into_iter().collect();
+        response(status, &headers, body)
     }
 
     #[test]
