@@ -175,7 +175,14 @@ pub fn bench_baseline(data: &[u8]) {
         item: "fuzz".to_string(),
         span: Span::new(0, 4),
     };
-    let Ok(saved) = crate::metrics::baseline::parse(text, name.span) else {
+    // `parse` catches the panics of nushell's parser (an error, not the end of the shell), but
+    // libFuzzer's panic hook aborts at every panic, caught or not: around `parse` a silent hook
+    // stands in. A panic that `parse` lets out is resumed, and libfuzzer-sys aborts on it.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let parsed = std::panic::catch_unwind(|| crate::metrics::baseline::parse(text, name.span));
+    std::panic::set_hook(hook);
+    let Ok(saved) = parsed.unwrap_or_else(|panic| std::panic::resume_unwind(panic)) else {
         return;
     };
     if let Ok((p50, p95)) = crate::metrics::baseline::percentiles(&saved, &name) {

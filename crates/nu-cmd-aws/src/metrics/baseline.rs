@@ -194,7 +194,70 @@ pub(crate) fn parse(text: &str, span: Span) -> Result<Value, ShellError> {
             .with_code("nuaws::bench::bad_baseline"),
         ));
     }
-    nuon::from_nuon(text, Some(span))
+    if let Some(token) = overflowing_duration(text) {
+        return Err(ShellError::Generic(
+            GenericError::new(
+                "Baseline duration out of range",
+                format!(
+                    "`{token}` is not a duration nuaws can hold (at most about 292 years, in \
+                     nanoseconds)"
+                ),
+                span,
+            )
+            .with_help("Save it again with --save.")
+            .with_code("nuaws::bench::bad_baseline"),
+        ));
+    }
+    // nuon hands the text to nushell's parser, which panics on some damaged input (`c%|%$.`:
+    // "internal error: missing declaration", nu-protocol 0.115.1; a fuzz finding). A damaged
+    // file is an error of this command, not the end of the shell.
+    std::panic::catch_unwind(|| nuon::from_nuon(text, Some(span))).unwrap_or_else(|_| {
+        Err(ShellError::Generic(
+            GenericError::new(
+                "Baseline cannot be parsed",
+                "nushell's NUON parser failed on this text (it panicked; see its message above)",
+                span,
+            )
+            .with_help("Save it again with --save.")
+            .with_code("nuaws::bench::bad_baseline"),
+        ))
+    })
+}
+
+/// The first duration literal in `text` whose nanoseconds do not fit an `i64`, if any.
+///
+/// nuon 0.115.1 multiplies `us` to `hr` literals into nanoseconds unchecked (a panic in a debug
+/// build, a wrapped and wrong value in a release one: found by the `bench_baseline` fuzz target,
+/// `{p50: 888888888888888888888 p95: 8888888888888sec}`); it checks `day` and `wk` itself, and
+/// `ns` is the value as is. A literal of those units that is not a plain decimal number (hex,
+/// octal, binary) is refused too: this cannot tell its size, and `aws bench --save` writes
+/// none (it writes every duration in `ns`).
+fn overflowing_duration(text: &str) -> Option<&str> {
+    const UNITS: [(&str, f64); 6] = [
+        ("us", 1e3),
+        ("µs", 1e3),
+        ("ms", 1e6),
+        ("sec", 1e9),
+        ("min", 60e9),
+        ("hr", 3600e9),
+    ];
+    let separator = |c: char| c.is_whitespace() || ",:;|{}[]()\"'`#".contains(c);
+    text.split(separator).find(|token| {
+        let digits = token.trim_start_matches(['+', '-']);
+        if !digits.starts_with(|c: char| c.is_ascii_digit()) {
+            return false;
+        }
+        let lower = token.to_lowercase();
+        let Some((unit, factor)) = UNITS.iter().find(|(unit, _)| lower.ends_with(unit)) else {
+            return false;
+        };
+        let number = lower[..lower.len() - unit.len()].replace('_', "");
+        match number.parse::<f64>() {
+            // Below i64::MAX (about 9.22e18) with a margin for the parser's own rounding.
+            Ok(n) => !(n.abs() * factor < 9.0e18),
+            Err(_) => true,
+        }
+    })
 }
 
 /// The deepest nesting of `(` in the text, strings and comments included: a baseline holds no
@@ -317,5 +380,38 @@ mod tests {
             !matches!(parse(&shallow, Span::test_data()), Err(ShellError::Generic(ref e)) if e.error == "Baseline nested too deeply"),
             "depth {MAX_PAREN_DEPTH} is read"
         );
+    }
+
+    #[test]
+    fn durations_beyond_an_i64_of_nanoseconds_are_refused_before_the_parser_sees_them() {
+        // A fuzz finding: nuon multiplied 8,888,888,888,888 s into nanoseconds unchecked (a panic
+        // in this debug build, a wrapped value in a release one).
+        let finding = "{p50: 888888888888888888888 p95: 8888888888888sec}";
+        match parse(finding, Span::test_data()) {
+            Err(ShellError::Generic(e)) => {
+                assert_eq!(e.error, "Baseline duration out of range");
+                assert!(e.msg.contains("`8888888888888sec`"), "{}", e.msg);
+            }
+            other => panic!("{other:?}"),
+        }
+        for bad in ["3000000hr", "153722868min", "-9300000000sec", "9_300_000_000sec", "0xffffffffffsec", "1e300ms", "10000000000000000US"] {
+            assert!(overflowing_duration(&format!("{{p50: {bad}}}")).is_some(), "{bad}");
+        }
+        // What fits is read, as the parser reads it: every unit, signs, underscores, fractions.
+        for good in ["1ns", "9223372036854775807ns", "2000000hr", "-5min", "1_500ms", "1.5sec", "3day", "2wk", "p50", "12", "p95: 1ms"] {
+            assert_eq!(overflowing_duration(&format!("{{p50: {good}}}")), None, "{good}");
+        }
+        let saved = parse("{p50: 2000000hr, p95: 1.5sec}", Span::test_data()).unwrap();
+        assert_eq!(saved.get_data_by_key("p50").and_then(|v| v.as_duration().ok()), Some(2_000_000 * 3_600_000_000_000));
+        assert_eq!(saved.get_data_by_key("p95").and_then(|v| v.as_duration().ok()), Some(1_500_000_000));
+    }
+
+    #[test]
+    fn a_panic_of_the_parser_is_an_error() {
+        // A fuzz finding: nushell's parser panics on this text ("missing declaration").
+        match parse("c%|%$.", Span::test_data()) {
+            Err(ShellError::Generic(e)) => assert_eq!(e.error, "Baseline cannot be parsed"),
+            other => panic!("{other:?}"),
+        }
     }
 }
