@@ -27,6 +27,7 @@ fn run(env: &[(String, String)], script: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_nuaws"))
         .args(["-n", "--error-style", "plain", "-c", script])
         .env_clear()
+        .envs(moto::llvm_profile_env())
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(env.iter().cloned())
         .output()
@@ -244,6 +245,7 @@ fn a_broken_cache_directory_never_fails_a_command() {
     let out = Command::new(env!("CARGO_BIN_EXE_nuaws"))
         .args(["-n", "-c", "[(aws ec2 instances | length) (aws cache stats | get disk_enabled)] | to nuon"])
         .env_clear()
+        .envs(moto::llvm_profile_env())
         .envs(s.env())
         .output()
         .unwrap();
@@ -276,6 +278,7 @@ fn a_cache_left_damaged_by_a_crashed_process_is_verified_apart_and_set_aside() {
     let out = Command::new(env!("CARGO_BIN_EXE_nuaws"))
         .args(["-n", "-c", "aws ec2 instances | length"])
         .env_clear()
+        .envs(moto::llvm_profile_env())
         .envs(s.env())
         .output()
         .unwrap();

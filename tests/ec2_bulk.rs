@@ -18,6 +18,7 @@ fn run(env: &[(String, String)], script: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_nuaws"))
         .args(["-n", "--error-style", "plain", "-c", script])
         .env_clear()
+        .envs(moto::llvm_profile_env())
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("NO_COLOR", "1")
         .envs(env.iter().cloned())
@@ -33,6 +34,7 @@ fn fails(moto: &Moto, script: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_nuaws"))
         .args(["-n", "--error-style", "plain", "-c", script])
         .env_clear()
+        .envs(moto::llvm_profile_env())
         .envs(moto.client_env())
         .output()
         .expect("run nuaws");

@@ -27,6 +27,7 @@ fn cached_in(moto: &Moto, endpoint: &str, cache: &Path, script: &str) -> Output 
         .current_dir(&moto.dir)
         .args(["--no-config-file", "--error-style", "plain", "-c", script])
         .env_clear()
+        .envs(moto::llvm_profile_env())
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(env)
         .env("AWS_ENDPOINT_URL", endpoint)

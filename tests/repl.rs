@@ -26,7 +26,7 @@ impl Repl {
         std::fs::create_dir_all(home).unwrap();
         let session = format!("nuaws-{name}-{}", std::process::id());
         let mut command = format!("env -i PATH=/usr/bin:/bin TERM=xterm-256color HOME={} ", home.display());
-        for (k, v) in env {
+        for (k, v) in env.into_iter().chain(moto::llvm_profile_env()) {
             if k != "HOME" {
                 command.push_str(&format!("{k}={v} "));
             }
@@ -67,6 +67,13 @@ impl Repl {
 
 impl Drop for Repl {
     fn drop(&mut self) {
+        // `exit` first, so the shell ends as a user's would (an instrumented binary writes its
+        // coverage profile only then); the kill is for a shell that does not.
+        self.send(&["C-c", "exit", "Enter"]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && Command::new("tmux").args(["has-session", "-t", &self.session]).status().is_ok_and(|s| s.success()) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = Command::new("tmux").args(["kill-session", "-t", &self.session]).output();
     }
 }

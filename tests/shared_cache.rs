@@ -120,6 +120,7 @@ impl Machine<'_> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nuaws"));
         cmd.args(["--no-config-file", "--error-style", "plain", "-c", &format!("{setup}{script}")])
             .env_clear()
+            .envs(moto::llvm_profile_env())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("NO_COLOR", "1")
             .envs(env)

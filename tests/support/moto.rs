@@ -23,6 +23,13 @@ pub fn repo_root() -> PathBuf {
     dir
 }
 
+/// `LLVM_PROFILE_FILE` of this test process, if set, for a child started with `env_clear()`:
+/// under `scripts/coverage` the `nuaws` binary is instrumented and writes its profile where
+/// cargo-llvm-cov says, so the end-to-end tests count. Empty in an ordinary run.
+pub fn llvm_profile_env() -> Vec<(String, String)> {
+    std::env::var("LLVM_PROFILE_FILE").map(|path| vec![("LLVM_PROFILE_FILE".to_string(), path)]).unwrap_or_default()
+}
+
 /// The venv python with moto and boto3, installed on first use (pinned, idempotent).
 pub fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
@@ -160,6 +167,7 @@ impl Moto {
             .current_dir(cwd)
             .args(["--no-config-file", "--error-style", "plain", "-c", script])
             .env_clear()
+            .envs(llvm_profile_env())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("NO_COLOR", "1")
             .envs(env)
