@@ -179,48 +179,41 @@ const MAX_PAREN_DEPTH: usize = 8;
 /// time exponential in the depth of nested `(` (about 2.2x a level: 18 levels take 2 s, 30 would
 /// take hours; nushell/nushell#13944), and a damaged or hostile file must not hang `aws bench`.
 pub(crate) fn parse(text: &str, span: Span) -> Result<Value, ShellError> {
+    let refused = |title: &str, msg: String| {
+        Err(ShellError::Generic(
+            GenericError::new(title.to_string(), msg, span)
+                .with_help("Save it again with --save.")
+                .with_code("nuaws::bench::bad_baseline"),
+        ))
+    };
     let depth = paren_depth(text);
     if depth > MAX_PAREN_DEPTH {
-        return Err(ShellError::Generic(
-            GenericError::new(
-                "Baseline nested too deeply",
-                format!(
-                    "parentheses nested {depth} deep (a baseline saved by aws bench has none; \
-                     at most {MAX_PAREN_DEPTH} are read)"
-                ),
-                span,
-            )
-            .with_help("Save it again with --save.")
-            .with_code("nuaws::bench::bad_baseline"),
-        ));
+        return refused(
+            "Baseline nested too deeply",
+            format!(
+                "parentheses nested {depth} deep (a baseline saved by aws bench has none; at \
+                 most {MAX_PAREN_DEPTH} are read)"
+            ),
+        );
     }
     if let Some(token) = overflowing_duration(text) {
-        return Err(ShellError::Generic(
-            GenericError::new(
-                "Baseline duration out of range",
-                format!(
-                    "`{token}` is not a duration nuaws can hold (at most about 292 years, in \
-                     nanoseconds)"
-                ),
-                span,
-            )
-            .with_help("Save it again with --save.")
-            .with_code("nuaws::bench::bad_baseline"),
-        ));
+        return refused(
+            "Baseline duration out of range",
+            format!(
+                "`{token}` is not a duration nuaws can hold (at most about 292 years, in \
+                 nanoseconds)"
+            ),
+        );
     }
     // nuon hands the text to nushell's parser, which panics on some damaged input (`c%|%$.`:
     // "internal error: missing declaration", nu-protocol 0.115.1; a fuzz finding). A damaged
     // file is an error of this command, not the end of the shell.
     std::panic::catch_unwind(|| nuon::from_nuon(text, Some(span))).unwrap_or_else(|_| {
-        Err(ShellError::Generic(
-            GenericError::new(
-                "Baseline cannot be parsed",
-                "nushell's NUON parser failed on this text (it panicked; see its message above)",
-                span,
-            )
-            .with_help("Save it again with --save.")
-            .with_code("nuaws::bench::bad_baseline"),
-        ))
+        refused(
+            "Baseline cannot be parsed",
+            "nushell's NUON parser failed on this text (it panicked; see its message above)"
+                .to_string(),
+        )
     })
 }
 
