@@ -581,3 +581,194 @@ fn bad_account_input_points_at_the_offending_value_with_help() {
     let (_, text) = failure(&mut es, "aws ec2 instances --accounts [111111111111] --role-name 'bad name'");
     assert_eq!(text, "'bad name'");
 }
+
+/// A bucket of four objects (`data/p000/sub*/obj-*.txt`) for the tests of what the object
+/// commands take in and give back.
+fn io_bucket() -> &'static str {
+    static SEEDED: std::sync::Once = std::sync::Once::new();
+    SEEDED.call_once(|| {
+        Moto::shared().harness("seed-s3", &["--bucket", IO, "--objects", "4", "--prefixes", "1"]);
+    });
+    IO
+}
+
+const IO: &str = "in-process-io";
+
+/// The source text `span` covers.
+fn text_at(engine_state: &EngineState, span: Span) -> String {
+    String::from_utf8_lossy(engine_state.get_span_contents(span)).to_string()
+}
+
+#[test]
+fn a_prefix_where_an_object_is_needed_is_refused_at_the_url() {
+    let mut es = engine(&moto_env());
+    let b = io_bucket();
+    for (src, title, help) in [
+        (format!("aws s3 rm s3://{b}/data/"), "Refusing to delete a prefix", "--recursive"),
+        (format!("aws s3 open s3://{b}/data/"), "Not an object", "aws s3 ls"),
+        (format!("'x' | aws s3 save s3://{b}/data/"), "No object key", "full key"),
+        (format!("'x' | aws s3 save s3://{b}"), "No object key", "full key"),
+    ] {
+        let (err, text) = failure(&mut es, &src);
+        assert_eq!(err.error, title, "{src}");
+        assert!(text.starts_with(&format!("s3://{b}")), "{src}: points at {text:?}");
+        assert!(err.help.as_deref().is_some_and(|h| h.contains(help)), "{src}: {:?}", err.help);
+    }
+    let count = format!("aws s3 ls s3://{b}/ -R --no-cache | length");
+    assert_eq!(eval(&mut es, &count).unwrap(), Value::test_int(4), "nothing deleted or written");
+}
+
+#[test]
+fn save_writes_bytes_and_nothing_as_they_are_and_refuses_structure_it_cannot_convert() {
+    let mut es = engine(&moto_env());
+    let b = io_bucket();
+    // Bytes that are not UTF-8 come back byte for byte, from one object and from many.
+    eval(&mut es, &format!("0x[ff fe 00 01] | aws s3 save -f s3://{b}/io/bytes.bin")).unwrap();
+    let bytes = Value::test_binary(vec![0xff, 0xfe, 0x00, 0x01]);
+    assert_eq!(eval(&mut es, &format!("aws s3 open --raw s3://{b}/io/bytes.bin")).unwrap(), bytes);
+    let many = format!("[s3://{b}/io/bytes.bin] | aws s3 open | get 0.content");
+    assert_eq!(eval(&mut es, &many).unwrap(), bytes, "not text, so binary");
+    // No input at all is an empty object.
+    eval(&mut es, &format!("aws s3 save -f s3://{b}/io/empty.txt")).unwrap();
+    let size = format!("aws s3 head s3://{b}/io/empty.txt | get size");
+    assert_eq!(eval(&mut es, &size).unwrap(), Value::test_filesize(0));
+    // A record with no converter for its key, and one under --raw (which converts nothing).
+    let (err, text) = failure(&mut es, &format!("{{a: 1}} | aws s3 save -f s3://{b}/io/noext"));
+    assert_eq!((&*err.error, text.as_str()), ("Cannot save structured data", "aws s3 save"));
+    assert!(err.msg.contains("no `to` converter") && err.msg.contains("record<a: int>"), "{}", err.msg);
+    let (err, _) = failure(&mut es, &format!("{{a: 1}} | aws s3 save -f --raw s3://{b}/io/raw.json"));
+    assert!(err.msg.contains("--raw writes text and bytes"), "{}", err.msg);
+    assert!(err.help.as_deref().is_some_and(|h| h.contains("Drop --raw")), "{:?}", err.help);
+    let names = eval(&mut es, &format!("aws s3 ls s3://{b}/io/ --no-cache | get name | str join ' '")).unwrap();
+    assert_eq!(names.as_str().unwrap(), format!("s3://{b}/io/bytes.bin s3://{b}/io/empty.txt"), "the refused saves wrote nothing");
+}
+
+#[test]
+fn out_of_range_numbers_and_a_file_for_a_directory_point_at_the_value() {
+    let mut es = engine(&moto_env());
+    let b = io_bucket();
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().display();
+    for (src, value, msg) in [
+        (format!("aws s3 ls s3://{b}/ --page-size 0"), "0", "between 1 and 1000"),
+        (format!("aws s3 ls s3://{b}/ -R --page-size 1001"), "1001", "between 1 and 1000"),
+        (format!("aws s3 sync s3://{b}/data/ {dst} --delete --max-delete -1"), "-1", "cannot be negative"),
+    ] {
+        match eval(&mut es, &src) {
+            Err(ShellError::IncorrectValue { msg: got, val_span, call_span }) => {
+                let flag = text_at(&es, val_span);
+                assert!(flag.starts_with("--") && flag.ends_with(&format!(" {value}")), "{src}: {flag}");
+                assert!(text_at(&es, call_span).starts_with("aws s3"), "{src}");
+                assert!(got.contains(msg), "{src}: {got}");
+            }
+            other => panic!("{src}: {other:?}"),
+        }
+    }
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let (err, text) = failure(&mut es, &format!("aws s3 sync s3://{b}/data/ {}", file.display()));
+    assert_eq!(err.error, "The destination is not a directory");
+    assert_eq!(text, file.display().to_string());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x", "the file is untouched");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing was downloaded");
+}
+
+#[test]
+fn pipeline_input_is_urls_or_rows_with_a_name_and_anything_else_is_an_error_row_naming_it() {
+    let mut es = engine(&moto_env());
+    let b = io_bucket();
+    match eval(&mut es, "aws s3 head") {
+        Err(ShellError::MissingParameter { param_name, span }) => {
+            assert!(param_name.contains("s3:// URL"), "{param_name}");
+            assert_eq!(text_at(&es, span), "aws s3 head");
+        }
+        other => panic!("{other:?}"),
+    }
+    let key = format!("s3://{b}/data/p000/sub0/obj-000000.txt");
+    // Directory rows (as `aws s3 ls` gives them) are skipped; the rest keep their order. (`each`
+    // makes a stream of any values, which the type check cannot refuse up front.)
+    let src = format!(
+        "[{{foo: 1}} {{type: dir, name: 's3://{b}/data/'}} 's3:/{b}/x' 7 {{name: '{key}', type: file}}] \
+         | each {{|v| $v }} | aws s3 head --ordered | each {{|r| [$r.name ($r.error | default '')] | str join ' | ' }} | str join \"\\n\""
+    );
+    let got = eval(&mut es, &src).unwrap();
+    let lines: Vec<&str> = got.as_str().unwrap().lines().collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines[0].ends_with("Cannot find column 'name'"), "{}", lines[0]);
+    assert!(lines[1].starts_with(&format!("s3:/{b}/x | ")) && lines[1].contains("must start with `s3://`"), "{}", lines[1]);
+    assert!(lines[2].ends_with("Input type not supported."), "{}", lines[2]);
+    assert_eq!(lines[3], format!("{key} | "), "the good row is answered");
+}
+
+#[test]
+fn an_object_that_is_not_what_its_extension_says_is_an_error_at_its_url() {
+    let mut es = engine(&moto_env());
+    let b = io_bucket();
+    let broken = format!("s3://{b}/parse/broken.json");
+    let good = format!("s3://{b}/parse/good.json");
+    eval(&mut es, &format!("'{{x' | aws s3 save -f --raw {broken}; {{a: 1}} | aws s3 save -f {good}")).unwrap();
+    let (err, text) = failure(&mut es, &format!("aws s3 open {broken}"));
+    assert_eq!(err.error, "Error while parsing as json");
+    assert_eq!(text, broken);
+    assert!(err.help.as_deref().is_some_and(|h| h.contains(&format!("aws s3 open --raw {broken}"))), "{:?}", err.help);
+    assert!(!err.inner.is_empty(), "the parser's own error is kept");
+    assert_eq!(eval(&mut es, &format!("aws s3 open --raw {broken}")).unwrap(), Value::test_binary(b"{x".to_vec()));
+    // Many at once: the broken one is a row with the error, the good one is decoded.
+    let rows = eval(&mut es, &format!("[{broken} {good}] | aws s3 open --ordered | each {{|r| $r.error | default ($r.content | to nuon) }} | str join ' / '")).unwrap();
+    assert_eq!(rows.as_str().unwrap(), "Error while parsing as json / {a: 1}");
+}
+
+#[test]
+fn enrich_takes_instance_rows_and_needs_a_region_for_rows_without_one() {
+    let mut es = engine(&moto_env());
+    match eval(&mut es, "[1] | aws ec2 enrich") {
+        Err(ShellError::OnlySupportsThisInputType { exp_input_type, wrong_type, src_span, .. }) => {
+            assert!(exp_input_type.contains("aws ec2 instances"), "{exp_input_type}");
+            assert_eq!((wrong_type.as_str(), text_at(&es, src_span).as_str()), ("int", "1"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let env: Vec<_> = moto_env().into_iter().filter(|(k, _)| k != "AWS_REGION" && k != "AWS_DEFAULT_REGION").collect();
+    let mut es = engine(&env);
+    let (err, text) = failure(&mut es, "[{id: i-0123456789abcdef0}] | aws ec2 enrich");
+    assert_eq!((&*err.code, text.as_str()), ("nuaws::aws::no_region", "aws ec2 enrich"));
+    assert!(err.help.as_deref().is_some_and(|h| h.contains("$env.AWS_REGION")), "{:?}", err.help);
+}
+
+#[test]
+fn groups_without_a_job_of_their_own_give_their_help() {
+    let mut es = engine(&[]);
+    for (group, sub) in [("aws cache", "aws cache stats"), ("aws tags", "aws tags correlate")] {
+        let help = eval(&mut es, group).unwrap();
+        let help = help.as_str().unwrap();
+        assert!(help.contains("Usage:") && help.contains(sub), "{group}: {help}");
+    }
+}
+
+#[test]
+fn baselines_without_a_home_or_a_readable_file_are_explained_at_the_name() {
+    let mut es = engine(&[]);
+    let (err, _) = failure(&mut es, "hide-env -i NUAWS_CACHE_DIR XDG_CACHE_HOME HOME; aws bench { 1 } -n 1 --save x");
+    assert_eq!(err.code, "nuaws::bench::no_directory");
+    assert!(err.help.as_deref().is_some_and(|h| h.contains("$env.NUAWS_CACHE_DIR")), "{:?}", err.help);
+
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let set = |path: &std::path::Path| format!("$env.NUAWS_CACHE_DIR = '{}'; ", path.display());
+    let (err, text) = failure(&mut es, &format!("{}aws bench {{ 1 }} -n 1 --baseline nope", set(&cache)));
+    assert_eq!((&*err.code, text.as_str()), ("nuaws::bench::unknown_baseline", "nope"));
+    assert!(err.help.as_deref().is_some_and(|h| h.contains("No baseline is saved") && h.contains("--save nope")), "{:?}", err.help);
+
+    // The cache directory is a file: the baseline cannot be saved, and the error says where.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let (err, text) = failure(&mut es, &format!("{}aws bench {{ 1 }} -n 1 --save x", set(&file)));
+    assert_eq!((&*err.code, &*err.error), ("nuaws::bench::io", "Cannot save the baseline"));
+    assert!(err.msg.contains("a-file/bench") && err.msg.contains("Not a directory"), "{}", err.msg);
+    assert_eq!(text, "x");
+    // A baseline that cannot be read (a directory in its place).
+    std::fs::create_dir_all(cache.join("bench/x.nuon")).unwrap();
+    let (err, text) = failure(&mut es, &format!("{}aws bench {{ 1 }} -n 1 --baseline x", set(&cache)));
+    assert_eq!((&*err.error, text.as_str()), ("Cannot read the baseline", "x"));
+    assert!(err.msg.contains("Is a directory"), "{}", err.msg);
+}

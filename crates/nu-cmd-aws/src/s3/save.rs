@@ -96,7 +96,7 @@ impl Command for S3Save {
         } else {
             convert_by_extension(engine_state, stack, call.head, &url.key, input)?
         };
-        let mut reader = input_reader(input, call.head)?;
+        let mut reader = input_reader(input, raw, call.head)?;
 
         let cs = CallSession::resolve(&self.ctx, engine_state, stack, call)?;
         let spans = cs.spans_for(arg.span);
@@ -159,8 +159,9 @@ fn convert_by_extension(
     }
 }
 
-/// A reader over what is left to upload: bytes and strings as they are.
-fn input_reader(input: PipelineData, head: Span) -> Result<Box<dyn Read + Send>, ShellError> {
+/// A reader over what is left to upload: bytes and strings as they are. Structure left here
+/// had no converter, or `--raw` asked for none.
+fn input_reader(input: PipelineData, raw: bool, head: Span) -> Result<Box<dyn Read + Send>, ShellError> {
     match input {
         PipelineData::ByteStream(stream, ..) => match stream.reader() {
             Some(reader) => Ok(Box::new(reader)),
@@ -170,14 +171,20 @@ fn input_reader(input: PipelineData, head: Span) -> Result<Box<dyn Read + Send>,
         PipelineData::Value(Value::Binary { val, .. }, ..) => Ok(Box::new(std::io::Cursor::new(val))),
         PipelineData::Empty => Ok(Box::new(std::io::empty())),
         PipelineData::Value(Value::Error { error, .. }, ..) => Err(*error),
-        other => Err(ShellError::Generic(
-            GenericError::new(
-                "Cannot save structured data",
-                format!("no `to` converter for this key, and the input is {}", other.get_type()),
-                head,
-            )
-            .with_help("Give the key an extension with a converter (.json, .csv, .yaml, .nuon, ...) or convert first, e.g. `| to json | aws s3 save ...`."),
-        )),
+        other => {
+            let (msg, help) = if raw {
+                (
+                    format!("--raw writes text and bytes as they are, and the input is {}", other.get_type()),
+                    "Drop --raw to convert by the key's extension, or convert first, e.g. `| to json | aws s3 save --raw ...`.",
+                )
+            } else {
+                (
+                    format!("no `to` converter for this key, and the input is {}", other.get_type()),
+                    "Give the key an extension with a converter (.json, .csv, .yaml, .nuon, ...) or convert first, e.g. `| to json | aws s3 save ...`.",
+                )
+            };
+            Err(ShellError::Generic(GenericError::new("Cannot save structured data", msg, head).with_help(help)))
+        }
     }
 }
 
