@@ -176,6 +176,34 @@ fn rm_deletes_a_stream_of_keys_and_reports_each() {
 }
 
 #[test]
+fn a_refused_delete_request_leaves_every_key_of_its_batch_a_row_saying_so() {
+    let moto = Moto::shared();
+    let bucket = "bulk-rm-denied";
+    moto.harness("seed-s3", &["--bucket", bucket, "--objects", "30", "--prefixes", "1"]);
+    // DeleteObjects is `POST /bucket?delete`: the proxy denies each one (as a bucket policy
+    // denying s3:DeleteObject does: 403 AccessDenied for the whole request); listing still works.
+    let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::fail_matching("?delete", 403)).expect("proxy");
+    let rows = run_json(moto, &proxy.endpoint(), &format!("aws s3 rm s3://{bucket}/data/ --recursive | to json --raw"));
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), 30, "one row per key");
+    let mut names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 30, "each key named once");
+    assert!(names.iter().all(|n| n.starts_with(&format!("s3://{bucket}/data/"))), "{names:?}");
+    for row in rows {
+        assert_eq!(row["deleted"], false, "{row}");
+        assert!(row["error"].as_str().is_some_and(|e| e.contains("AccessDenied")), "{row}");
+    }
+    // With --fail-fast the refusal is the command's error.
+    let out = nuaws_in(moto, &proxy.endpoint(), &moto.dir.join("cwd"), &format!("aws s3 rm s3://{bucket}/data/ --recursive --fail-fast | to json"));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("AccessDenied") && stderr.contains(&format!("s3://{bucket}/data/")), "{stderr}");
+    assert_eq!(ok(moto, &format!("aws s3 ls s3://{bucket} -R --no-cache | length")), "30", "nothing was deleted");
+}
+
+#[test]
 fn cp_round_trips_a_directory_with_a_multipart_file() {
     let moto = Moto::shared();
     empty_bucket(moto, "bulk-cp");

@@ -258,6 +258,48 @@ fn delete_with_one_failing_upload_deletes_nothing() {
 }
 
 #[test]
+fn fail_fast_makes_a_failed_upload_the_error_and_deletes_nothing() {
+    let moto = Moto::shared();
+    let bucket = "sync-fail-fast";
+    moto.harness("put-objects", &["--bucket", bucket, "--objects", r#"[{"key": "d/old.txt", "size": 3}]"#]);
+    let src = moto.dir.join("fail-fast-src");
+    write(&src, "good.txt", "good");
+    write(&src, "fail-me.txt", "bad");
+    let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::fail_matching("fail-me", 403)).expect("proxy");
+    let out = nuaws_in(moto, &proxy.endpoint(), &moto.dir.join("cwd"), &format!("aws s3 sync '{}' s3://{bucket}/d/ --delete --fail-fast | to json", src.display()));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("fail-me.txt") && stderr.contains("AccessDenied"), "{stderr}");
+    assert!(keys_in(moto, bucket, "d/").contains(&"d/old.txt".to_string()), "nothing deleted");
+    assert_eq!(moto.requests("DeleteObjects", &format!("/{bucket}")), 0);
+}
+
+#[test]
+fn a_refused_delete_request_is_a_row_per_key_and_the_transfers_stand() {
+    let moto = Moto::shared();
+    let bucket = "sync-delete-denied";
+    moto.harness("put-objects", &["--bucket", bucket, "--objects", r#"[{"key": "d/old-1.txt", "size": 3}, {"key": "d/old-2.txt", "size": 3}]"#]);
+    let src = moto.dir.join("delete-denied-src");
+    write(&src, "new.txt", "new");
+    // DeleteObjects (`POST /bucket?delete`) denied, as a bucket policy denying s3:DeleteObject does.
+    let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::fail_matching("?delete", 403)).expect("proxy");
+    let got = rows_via(moto, &proxy.endpoint(), &format!("aws s3 sync '{}' s3://{bucket}/d/ --delete", src.display()));
+    let by_key = |k: &str| got.iter().find(|r| r["key"] == k).unwrap_or_else(|| panic!("no row for {k}: {got:?}")).clone();
+    assert!(by_key("new.txt")["error"].is_null(), "the upload stands");
+    for old in ["old-1.txt", "old-2.txt"] {
+        let row = by_key(old);
+        assert_eq!(row["action"], "delete");
+        assert!(row["error"].as_str().is_some_and(|e| e.contains("AccessDenied")), "{row}");
+    }
+    assert_eq!(keys_in(moto, bucket, "d/"), ["d/new.txt", "d/old-1.txt", "d/old-2.txt"]);
+    // With --fail-fast it is the command's error.
+    let out = nuaws_in(moto, &proxy.endpoint(), &moto.dir.join("cwd"), &format!("aws s3 sync '{}' s3://{bucket}/d/ --delete --fail-fast | to json", src.display()));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AccessDenied"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(keys_in(moto, bucket, "d/").len(), 3, "nothing deleted");
+}
+
+#[test]
 fn max_delete_and_an_empty_source_refuse() {
     let moto = Moto::shared();
     let bucket = "sync-refuse";

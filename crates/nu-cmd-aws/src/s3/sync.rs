@@ -249,7 +249,11 @@ Filters: a key matching an --include glob always takes part; otherwise one match
                 }
                 Err(err) if fail_fast => {
                     counted.fetch_add(1, Ordering::Relaxed);
-                    return vec![Value::error(to_shell_error(err, &spans), head)];
+                    // The first failure ends the job: it names the key, and keeps the AWS error (and its help) within.
+                    let text = err.to_string();
+                    let failed = GenericError::new(format!("Could not sync {}", outcome.item.key), text, source.span)
+                        .with_inner([to_shell_error(err, &spans)]);
+                    return vec![Value::error(ShellError::Generic(failed), head)];
                 }
                 Err(err) => (outcome.item, Some(err.to_string())),
             };
