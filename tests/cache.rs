@@ -255,19 +255,50 @@ fn a_broken_cache_directory_never_fails_a_command() {
     assert!(Path::new(&s.cache).is_file(), "nothing of the user's is removed");
 }
 
+/// What a process killed while it had the cache open leaves (kill -9, a crash): its marker in
+/// `v1.open`, naming a pid that no longer runs.
+fn leave_a_dead_process_marker(cache: &Path) -> PathBuf {
+    let mut dead = Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    let markers = cache.join("v1.open");
+    std::fs::create_dir_all(&markers).unwrap();
+    let marker = markers.join(dead_pid.to_string());
+    std::fs::write(&marker, "").unwrap();
+    marker
+}
+
+fn set_aside(cache: &Path) -> bool {
+    std::fs::read_dir(cache).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with("v1.corrupt-"))
+}
+
+#[test]
+fn an_intact_cache_left_by_a_crashed_process_is_verified_and_kept() {
+    let s = setup(2);
+    assert_eq!(s.nuaws("aws ec2 instances | length"), "2");
+    let marker = leave_a_dead_process_marker(&s.cache);
+    // The next process checks the cache in a child first; it is intact, so it is read as it is.
+    let out = Command::new(env!("CARGO_BIN_EXE_nuaws"))
+        .args(["-n", "-c", "aws ec2 instances | length; aws cache last | get tier"])
+        .env_clear()
+        .envs(moto::llvm_profile_env())
+        .envs(s.env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "disk", "the entry survived");
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "", "nothing to warn about");
+    assert!(!marker.exists(), "the dead process's marker is gone");
+    assert!(!set_aside(&s.cache), "an intact cache is not moved aside");
+}
+
 #[test]
 fn a_cache_left_damaged_by_a_crashed_process_is_verified_apart_and_set_aside() {
     let s = setup(3);
     assert_eq!(s.nuaws("aws ec2 instances | length"), "3");
-    // A process that had the cache open died (its marker stays), and the file's data pages were
-    // overwritten: reading them in this process could crash it.
-    let dead = Command::new("true").spawn().unwrap();
-    let dead_pid = dead.id();
-    let mut dead = dead;
-    dead.wait().unwrap();
-    let markers = s.cache.join("v1.open");
-    std::fs::create_dir_all(&markers).unwrap();
-    std::fs::write(markers.join(dead_pid.to_string()), "").unwrap();
+    // A process that had the cache open died, and the file's data pages were overwritten:
+    // reading them in this process could crash it.
+    leave_a_dead_process_marker(&s.cache);
     let data = s.cache.join("v1/data.mdb");
     let mut bytes = std::fs::read(&data).unwrap();
     assert!(bytes.len() > 3 * 4096);
@@ -286,11 +317,7 @@ fn a_cache_left_damaged_by_a_crashed_process_is_verified_apart_and_set_aside() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3", "the right answer, from the server");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("moved it aside"), "said once: {stderr}");
-    let aside = std::fs::read_dir(&s.cache)
-        .unwrap()
-        .flatten()
-        .any(|e| e.file_name().to_string_lossy().starts_with("v1.corrupt-"));
-    assert!(aside, "the damaged cache is kept aside, not deleted");
+    assert!(set_aside(&s.cache), "the damaged cache is kept aside, not deleted");
     // And the fresh cache works.
     assert_eq!(s.nuaws("aws ec2 instances | length; aws cache last | get tier"), "disk");
 }

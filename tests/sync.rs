@@ -20,6 +20,13 @@ fn rows_via(moto: &Moto, endpoint: &str, script: &str) -> Vec<serde_json::Value>
     moto.table_at(env!("CARGO_BIN_EXE_nuaws"), endpoint, script)
 }
 
+/// The script's output, which must succeed.
+fn ok(moto: &Moto, script: &str) -> String {
+    let out = nuaws_in(moto, &moto.endpoint, &moto.dir.join("cwd"), script);
+    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn rows(moto: &Moto, script: &str) -> Vec<serde_json::Value> {
     rows_via(moto, &moto.endpoint, script)
 }
@@ -179,6 +186,37 @@ fn checksum_recomputes_a_multipart_etag_with_the_objects_part_size() {
     set_mtime(&src.join("big.bin"), SystemTime::now() - Duration::from_secs(86_400));
     let changed = rows(moto, &format!("aws s3 sync '{}' s3://{bucket}/ --checksum --dry-run", src.display()));
     assert_eq!(plan(&changed), [("upload".to_string(), "big.bin".to_string(), "checksum".to_string())]);
+}
+
+#[test]
+fn checksum_finds_a_same_size_edit_between_two_prefixes_and_in_a_download() {
+    let moto = Moto::shared();
+    let bucket = "sync-checksum-s3";
+    moto.harness("put-objects", &["--bucket", bucket, "--objects", "[]"]);
+    // Written by nuaws, so each object has a single-part ETag and a full-object CRC64NVME. The
+    // edit keeps the size, and `b/` is the newer side: the default rule (size, then time) sees
+    // no change, as the AWS CLI's does not.
+    let put = |key: &str, body: &str| ok(moto, &format!("'{body}' | aws s3 save -f s3://{bucket}/{key}"));
+    put("a/same.txt", "same");
+    put("a/edit.txt", "abcd");
+    put("b/same.txt", "same");
+    put("b/edit.txt", "wxyz");
+    let sync = |to: &str, flags: &str| plan(&rows(moto, &format!("aws s3 sync s3://{bucket}/a/ {to} {flags}")));
+    let row = |a: &str, k: &str, r: &str| (a.to_string(), k.to_string(), r.to_string());
+    let between = format!("s3://{bucket}/b/");
+    assert_eq!(sync(&between, "--dry-run"), [row("skip", "edit.txt", "unchanged"), row("skip", "same.txt", "unchanged")]);
+    assert_eq!(sync(&between, "--checksum --dry-run"), [row("copy", "edit.txt", "checksum"), row("skip", "same.txt", "same checksum")]);
+    assert_eq!(sync(&between, "--checksum"), [row("copy", "edit.txt", "checksum"), row("skip", "same.txt", "same checksum")]);
+    assert_eq!(sync(&between, "--checksum"), [row("skip", "edit.txt", "same checksum"), row("skip", "same.txt", "same checksum")]);
+    assert_eq!(ok(moto, &format!("aws s3 open --raw s3://{bucket}/b/edit.txt | decode")), "abcd");
+
+    // A download compares the local file's MD5 with the ETag.
+    let dst = moto.dir.join("checksum-download");
+    write(&dst, "same.txt", "same");
+    write(&dst, "edit.txt", "wxyz");
+    let local = format!("'{}'", dst.display());
+    assert_eq!(sync(&local, "--checksum"), [row("download", "edit.txt", "checksum"), row("skip", "same.txt", "same checksum")]);
+    assert_eq!(std::fs::read_to_string(dst.join("edit.txt")).unwrap(), "abcd");
 }
 
 #[test]

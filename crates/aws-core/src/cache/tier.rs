@@ -12,7 +12,6 @@ use super::codec::Entry;
 use super::disk::DiskCache;
 use super::memory::MemoryCache;
 use super::tiered::Tier;
-use super::TierStats;
 
 /// What a write made stale, in the two forms the tiers can act on: local tiers list their keys
 /// and drop those `matches` accepts; a shared tier cannot list (its key names are keyed hashes)
@@ -56,10 +55,6 @@ pub trait TierStore: Send + Sync {
     fn keys(&self) -> Vec<String> {
         Vec::new()
     }
-    /// Entries and bytes held, where the tier knows them.
-    fn stats(&self) -> Option<TierStats> {
-        None
-    }
 }
 
 impl TierStore for MemoryCache {
@@ -77,9 +72,6 @@ impl TierStore for MemoryCache {
     }
     fn keys(&self) -> Vec<String> {
         MemoryCache::keys(self)
-    }
-    fn stats(&self) -> Option<TierStats> {
-        Some(MemoryCache::stats(self))
     }
 }
 
@@ -101,8 +93,5 @@ impl TierStore for DiskCache {
     }
     fn keys(&self) -> Vec<String> {
         DiskCache::keys(self)
-    }
-    fn stats(&self) -> Option<TierStats> {
-        self.is_enabled().then(|| DiskCache::stats(self))
     }
 }
