@@ -743,6 +743,41 @@ fn over_tls_a_second_machine_answers_from_the_shared_tier_and_a_wrong_ca_is_a_co
 }
 
 #[test]
+fn with_an_acl_user_machines_share_and_a_wrong_password_is_a_counted_error() {
+    // As a managed Redis is given to a team: only an ACL user with a password gets in.
+    const PASSWORD: &str = "pw-of-the-team-5d1e";
+    let redis = Redis::start_with_user("team", PASSWORD);
+    let url = redis.url();
+    let team = team_on(Some(redis), url);
+    seed(&team);
+    let logged_in = |name: &str, password: &str| {
+        let mut m = team.machine(name);
+        m.settings = "username: 'team', password_env: 'TEAM_REDIS_PASSWORD'".into();
+        m.env.push(("TEAM_REDIS_PASSWORD".into(), password.into()));
+        m
+    };
+    let first = logged_in("a", PASSWORD).json(READS);
+    assert_eq!((first["instances"].as_u64(), first["instances_tier"].as_str()), (Some(4), Some("network")), "{first}");
+    let before = team.requests();
+    let second = logged_in("b", PASSWORD).json(READS);
+    assert_eq!((second["instances_tier"].as_str(), second["objects_tier"].as_str()), (Some("shared"), Some("shared")), "{second}");
+    assert_eq!(team.requests(), before, "the second machine asked AWS nothing");
+    assert_eq!((second["shared"]["errors"].as_u64(), second["shared"]["rejected"].as_u64()), (Some(0), Some(0)), "{second}");
+    assert!(team.redis().keys().len() >= 3, "entries were written as the ACL user");
+    assert!(!second.to_string().contains(PASSWORD), "the password is never shown: {second}");
+
+    // A wrong password, and none at all: no connection, counted as errors; AWS answers.
+    let wrong = logged_in("c", "not-the-password").json(READS);
+    let anonymous = team.machine("d").json(READS);
+    for out in [&wrong, &anonymous] {
+        assert_eq!((out["instances"].as_u64(), out["instances_tier"].as_str()), (Some(4), Some("network")), "{out}");
+        assert!(out["shared"]["errors"].as_u64() >= Some(1), "{out}");
+        assert_eq!(out["shared"]["hits"], 0, "{out}");
+    }
+    assert!(team.requests() > before);
+}
+
+#[test]
 fn machines_share_through_a_redis_cluster_with_entries_on_every_node() {
     let cluster = RedisCluster::start();
     let team = team_on(None, cluster.url());

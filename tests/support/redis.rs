@@ -19,6 +19,8 @@ pub struct Redis {
     pub dir: PathBuf,
     /// For a TLS server: the CA file `redis-cli` checks its certificate against.
     pub tls_ca: Option<PathBuf>,
+    /// For a server with ACL users only: the user and password `redis-cli` logs in with.
+    pub login: Option<(String, String)>,
 }
 
 fn base_dir() -> PathBuf {
@@ -46,7 +48,15 @@ fn fresh_dir(what: &str) -> PathBuf {
 impl Redis {
     /// Starts a server on a free loopback port and waits until it answers PING.
     pub fn start() -> Redis {
-        Self::start_with(&[], None, |port| vec!["--port".into(), port.to_string()])
+        Self::start_with(&[], None, None, |port| vec!["--port".into(), port.to_string()])
+    }
+
+    /// A server that lets in only `user` with `password`, as a managed Redis given to a team
+    /// does: an ACL user, the default user off (no command runs before AUTH).
+    pub fn start_with_user(user: &str, password: &str) -> Redis {
+        let acl = ["--user", "default", "off", "--user", user, "on", &format!(">{password}"), "~*", "&*", "+@all"];
+        let acl: Vec<String> = acl.iter().map(|a| a.to_string()).collect();
+        Self::start_with(&acl, None, Some((user.into(), password.into())), |port| vec!["--port".into(), port.to_string()])
     }
 
     /// A server speaking only TLS (`rediss://`), its certificate (for 127.0.0.1) signed by a CA
@@ -66,18 +76,18 @@ impl Redis {
             "--tls-auth-clients".into(),
             "no".into(),
         ];
-        Self::start_with(&tls, Some(ca), |port| vec!["--port".into(), "0".into(), "--tls-port".into(), port.to_string()])
+        Self::start_with(&tls, Some(ca), None, |port| vec!["--port".into(), "0".into(), "--tls-port".into(), port.to_string()])
     }
 
     /// A node of a Redis Cluster (not joined to one yet): cluster mode, its bus on a port of
     /// its own.
     pub fn start_cluster_node() -> Redis {
-        Self::start_with(&["--cluster-enabled".into(), "yes".into(), "--cluster-config-file".into(), "nodes.conf".into()], None, |port| {
+        Self::start_with(&["--cluster-enabled".into(), "yes".into(), "--cluster-config-file".into(), "nodes.conf".into()], None, None, |port| {
             vec!["--port".into(), port.to_string(), "--cluster-port".into(), free_port().to_string()]
         })
     }
 
-    fn start_with(args: &[String], tls_ca: Option<PathBuf>, ports: impl Fn(u16) -> Vec<String>) -> Redis {
+    fn start_with(args: &[String], tls_ca: Option<PathBuf>, login: Option<(String, String)>, ports: impl Fn(u16) -> Vec<String>) -> Redis {
         for _attempt in 0..5 {
             let port = free_port();
             let dir = fresh_dir(&format!("redis-{port}"));
@@ -97,6 +107,7 @@ impl Redis {
                 port,
                 dir,
                 tls_ca: tls_ca.clone(),
+                login: login.clone(),
             };
             let until = Instant::now() + Duration::from_secs(10);
             while Instant::now() < until {
@@ -123,6 +134,9 @@ impl Redis {
         cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
         if let Some(ca) = &self.tls_ca {
             cmd.arg("--tls").arg("--cacert").arg(ca);
+        }
+        if let Some((user, password)) = &self.login {
+            cmd.args(["--user", user, "--pass", password, "--no-auth-warning"]);
         }
         cmd
     }

@@ -715,9 +715,25 @@ mod tests {
         session.s3_in("eu-west-1", Attempts::Single);
         assert_eq!(session.s3_regional.lock().unwrap().len(), 2, "one per region and attempt policy");
         assert_eq!(session.bucket_scope(), "aws");
-        assert_eq!(partition_of("cn-north-1"), "aws-cn");
-        assert_eq!(partition_of("us-gov-west-1"), "aws-us-gov");
-        assert_eq!(partition_of("eu-west-1"), "aws");
+    }
+
+    #[test]
+    fn every_partition_is_named_by_its_regions_prefix() {
+        // The partition goes into role ARNs: a wrong one makes every AssumeRole of that
+        // partition fail. `us-iso-` is a prefix of neither `us-isob-` nor `us-isof-`, but is
+        // tested after them all the same.
+        for (region, partition) in [
+            ("eu-west-1", "aws"),
+            ("cn-north-1", "aws-cn"),
+            ("us-gov-west-1", "aws-us-gov"),
+            ("us-iso-east-1", "aws-iso"),
+            ("us-isob-east-1", "aws-iso-b"),
+            ("us-isof-south-1", "aws-iso-f"),
+            ("eu-isoe-west-1", "aws-iso-e"),
+            ("eusc-de-east-1", "aws-eusc"),
+        ] {
+            assert_eq!(partition_of(region), partition, "{region}");
+        }
     }
 
     #[test]
@@ -748,6 +764,20 @@ mod tests {
         let spec = spec.with_profile(Some("dev".into()));
         let session = Sessions::default().get(&spec, &crate::runtime::NoInterrupt).unwrap();
         assert_eq!(session.region(), Some("eu-west-1"));
+
+        // With no config file at all, the error says there are none, not an empty list.
+        let spec = spec.with_profile(Some("nope".into()));
+        let spec = SessionSpec::from_env([
+            ("AWS_CONFIG_FILE", dir.join("missing").to_str().unwrap()),
+            ("AWS_SHARED_CREDENTIALS_FILE", dir.join("none").to_str().unwrap()),
+            ("AWS_PROFILE", spec.profile.as_deref().unwrap()),
+        ]);
+        let err = match Sessions::default().get(&spec, &crate::runtime::NoInterrupt) {
+            Err(err) => err,
+            Ok(_) => panic!("an unknown profile must not build a session"),
+        };
+        assert_eq!(err.kind, ErrorKind::UnknownProfile);
+        assert!(err.message.contains("no profiles are configured"), "{}", err.message);
         std::fs::remove_dir_all(&dir).ok();
     }
 }
