@@ -204,6 +204,39 @@ fn a_refused_delete_request_leaves_every_key_of_its_batch_a_row_saying_so() {
 }
 
 #[test]
+fn a_failed_multipart_save_or_upload_is_aborted_leaving_no_parts_to_bill() {
+    let moto = Moto::shared();
+    let bucket = "bulk-multipart-abort";
+    empty_bucket(moto, bucket);
+    let work = moto.dir.join("multipart-abort");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("big.bin"), vec![7u8; 20 * 1024 * 1024]).unwrap();
+    // One made whole beforehand: the failures must leave it be.
+    ok_in(moto, &moto.endpoint, &work, &format!("open --raw big.bin | aws s3 save s3://{bucket}/source.bin"));
+    // 20 MiB go in three parts of 8 MiB; the proxy refuses every second part (UploadPart names
+    // it `partNumber=2`), as S3 refuses a part whose request its policy denies.
+    let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::fail_matching("partNumber=2", 403)).expect("proxy");
+    let failed = |script: String| {
+        let out = nuaws_in(moto, &proxy.endpoint(), &work, &script);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        // The proxy answers before it reads the part, as S3 may: the client sees the 403 or,
+        // still sending, a broken pipe. Either way the transfer fails.
+        assert!(!out.status.success() && stderr.contains("UploadPart"), "{script}: {stderr}");
+    };
+    failed(format!("open --raw big.bin | aws s3 save s3://{bucket}/saved.bin"));
+    failed(format!("aws s3 cp big.bin s3://{bucket}/uploaded.bin --fail-fast | to json"));
+    // The setup's upload completed; every other one started (the engine may retry an item, so
+    // `cp` may start more than one) was aborted.
+    let (created, aborted) = (moto.requests("CreateMultipartUpload", bucket), moto.requests("AbortMultipartUpload", bucket));
+    assert!(created >= 3, "{created} multipart uploads");
+    assert_eq!(aborted, created - 1, "each failed one aborted");
+    let left = ok(moto, &format!("aws s3 du s3://{bucket} --uploads | where version == 'incomplete upload' | length"));
+    assert_eq!(left, "0", "no incomplete upload left to bill");
+    let names = ok(moto, &format!("aws s3 ls s3://{bucket} --no-cache | get name | str join ' '"));
+    assert_eq!(names, format!("s3://{bucket}/source.bin"), "nothing half-written");
+}
+
+#[test]
 fn cp_round_trips_a_directory_with_a_multipart_file() {
     let moto = Moto::shared();
     empty_bucket(moto, "bulk-cp");
