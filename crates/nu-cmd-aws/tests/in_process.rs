@@ -580,6 +580,34 @@ fn bad_account_input_points_at_the_offending_value_with_help() {
     assert!(err.help.as_deref().is_some_and(|h| h.contains("--role-name")), "{err:?}");
     let (_, text) = failure(&mut es, "aws ec2 instances --accounts [111111111111] --role-name 'bad name'");
     assert_eq!(text, "'bad name'");
+    // Profiles: one or the other flag, at least one name, no empty name, and a known one.
+    let (err, text) = failure(&mut es, "aws ec2 instances --profile a --profiles [b c]");
+    assert_eq!((&*err.error, text.as_str()), ("--profile and --profiles cannot be used together", "--profile a"));
+    let (err, text) = failure(&mut es, "aws ec2 instances --profiles []");
+    assert_eq!((&*err.error, text.as_str()), ("Nothing to read", "--profiles []"));
+    let (err, text) = failure(&mut es, "aws ec2 instances --profiles [dev '']");
+    assert_eq!((&*err.msg, text.as_str()), ("this profile name is empty", "''"));
+    let (err, text) = failure(&mut es, "aws ec2 instances --profiles [nope]");
+    assert_eq!((&*err.code, text.as_str()), ("nuaws::aws::unknown_profile", "nope"));
+    assert!(err.help.as_deref().is_some_and(|h| h.contains("No profiles are configured")), "{:?}", err.help);
+}
+
+#[test]
+fn cp_of_a_prefix_needs_recursive_and_a_trailing_slash_means_into_a_directory() {
+    let mut es = engine(&moto_env());
+    let b = io_bucket();
+    let dir = tempfile::tempdir().unwrap();
+    for to in [dir.path().join("x").display().to_string(), format!("s3://{b}/copy/")] {
+        let (err, text) = failure(&mut es, &format!("aws s3 cp s3://{b}/data/ {to}"));
+        assert_eq!((&*err.error, text.as_str()), ("prefix needs --recursive", &*format!("s3://{b}/data/")), "to {to}");
+        assert!(err.help.as_deref().is_some_and(|h| h.contains("--recursive")), "{:?}", err.help);
+    }
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing was downloaded");
+    let into = format!("{}/", dir.path().join("new-dir").display());
+    let got = eval(&mut es, &format!("aws s3 cp s3://{b}/data/p000/sub0/obj-000000.txt {into} | get 0.destination")).unwrap();
+    let file = dir.path().join("new-dir/obj-000000.txt");
+    assert_eq!(got.as_str().unwrap(), file.display().to_string());
+    assert!(file.is_file(), "the object went into the directory, under its own name");
 }
 
 /// A bucket of four objects (`data/p000/sub*/obj-*.txt`) for the tests of what the object
