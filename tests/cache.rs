@@ -242,14 +242,7 @@ fn a_broken_cache_directory_never_fails_a_command() {
     let s = setup(2);
     // A file where the cache directory should be: the disk tier is off, commands still work.
     std::fs::write(&s.cache, "not a directory").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_nuaws"))
-        .args(["-n", "-c", "[(aws ec2 instances | length) (aws cache stats | get disk_enabled)] | to nuon"])
-        .env_clear()
-        .envs(moto::llvm_profile_env())
-        .envs(s.env())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = new_process(&s, "[(aws ec2 instances | length) (aws cache stats | get disk_enabled)] | to nuon");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[2, false]");
     assert!(String::from_utf8_lossy(&out.stderr).contains("nuaws:"), "the problem is said once");
     assert!(Path::new(&s.cache).is_file(), "nothing of the user's is removed");
@@ -268,8 +261,8 @@ fn leave_a_dead_process_marker(cache: &Path) -> PathBuf {
     marker
 }
 
-/// The next nuaws process after the crash: `script`'s output, which must succeed, stderr and all.
-fn after_the_crash(s: &Setup, script: &str) -> std::process::Output {
+/// A new nuaws process on the setup's cache: `script`'s output, which must succeed, stderr and all.
+fn new_process(s: &Setup, script: &str) -> std::process::Output {
     let out = Command::new(env!("CARGO_BIN_EXE_nuaws"))
         .args(["-n", "-c", script])
         .env_clear()
@@ -291,7 +284,7 @@ fn an_intact_cache_left_by_a_crashed_process_is_verified_and_kept() {
     assert_eq!(s.nuaws("aws ec2 instances | length"), "2");
     let marker = leave_a_dead_process_marker(&s.cache);
     // The next process checks the cache in a child first; it is intact, so it is read as it is.
-    let out = after_the_crash(&s, "aws ec2 instances | length; aws cache last | get tier");
+    let out = new_process(&s, "aws ec2 instances | length; aws cache last | get tier");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "disk", "the entry survived");
     assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "", "nothing to warn about");
     assert!(!marker.exists(), "the dead process's marker is gone");
@@ -312,7 +305,7 @@ fn a_cache_left_damaged_by_a_crashed_process_is_verified_apart_and_set_aside() {
     bytes[2 * 4096..].copy_from_slice(&garbage);
     std::fs::write(&data, &bytes).unwrap();
 
-    let out = after_the_crash(&s, "aws ec2 instances | length");
+    let out = new_process(&s, "aws ec2 instances | length");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3", "the right answer, from the server");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("moved it aside"), "said once: {stderr}");
