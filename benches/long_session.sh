@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # No leaks, shown: one nuaws REPL (in tmux, so Tab completion runs as a user's does) runs
 # thousands of commands against a moto server on loopback, and its resident memory (VmRSS of
-# /proc/PID/status) is sampled after every batch. Each batch is one `source` of a script that
-# runs ROUNDS rounds of the mix below, then BATCH_TABS completions typed with Tab:
+# /proc/PID/status) is sampled after every batch. Each batch is one call of a command (`batch`,
+# defined once) that runs ROUNDS rounds of the mix below, then BATCH_TABS completions typed with Tab:
 #   cache hits     aws s3 ls (memory tier), aws ec2 instances, aws s3 buckets
 #   network reads  aws s3 ls --no-cache, aws s3 head, aws s3 open
 #   writes         aws s3 save, aws s3 rm (they also drop cache entries)
@@ -51,6 +51,7 @@ moto_start "$work" long-session 200 10 20
 # One round: 13 commands (the bulk line is two). Keep commands_per_round in step with it.
 commands_per_round=13
 cat > "$work/batch.nu" <<EOF
+def batch [] {
 for round in 1..$rounds {
     aws s3 ls s3://long-session/data/ | ignore
     aws s3 ls s3://long-session/data/p001/ --no-cache | ignore
@@ -68,6 +69,7 @@ for round in 1..$rounds {
     aws cache stats | ignore
 }
 open /proc/self/status | lines | where \$it starts-with 'VmRSS' | first | split words | get 1 | \$in + "\n" | save --append $work/rss
+}
 EOF
 
 tmux new-session -d -s "$session" -x 160 -y 40 \
@@ -87,12 +89,17 @@ for _ in $(seq 1 100); do screen | grep -q 's3://long-session/' && break; tmux s
 screen | grep -q 's3://long-session/' || { screen >&2; echo "Tab never showed the bucket" >&2; exit 1; }
 tmux send-keys -t "$session" C-c
 sleep 0.5
+# The batch is parsed once, as a command (`def`), and each batch calls it: the REPL keeps every
+# block it parses for the whole session, so sourcing it each time would add nushell's ~100 kB
+# per parse to the slope (docs/quality.md, "Leaks"). Typed lines are parsed too, but are short.
+tmux send-keys -t "$session" "source $work/batch.nu" Enter
+sleep 1
 
 tabs_per_batch=20
 commands=0
 printf '%8s %10s\n' commands rss_kb
 for batch in $(seq 1 "$batches"); do
-    tmux send-keys -t "$session" "clear; source $work/batch.nu" Enter
+    tmux send-keys -t "$session" "clear; batch" Enter
     for _ in $(seq 1 6000); do [[ $(grep -c . "$work/rss" 2>/dev/null || true) -ge $batch ]] && break; sleep 0.1; done
     [[ $(grep -c . "$work/rss" 2>/dev/null || true) -ge $batch ]] || { screen >&2; echo "batch $batch did not finish" >&2; exit 1; }
     for _ in $(seq 1 "$tabs_per_batch"); do

@@ -5,6 +5,7 @@
 //! Adapted from nushell 0.115.1 `src/main.rs` (MIT License, see LICENSE-NUSHELL). The changes are
 //! marked `nuaws:`.
 
+mod allocator;
 mod cache_verify;
 mod command;
 mod command_context;
@@ -103,6 +104,8 @@ impl miette::Diagnostic for Panic {
 }
 
 fn main() -> Result<()> {
+    // nuaws: glibc's trim threshold fixed, so a long session gives freed memory back.
+    allocator::tune();
     // nuaws: the disk cache's verifying child, if that is what this process is.
     if let Some(code) = cache_verify::run_if_requested() {
         std::process::exit(code);

@@ -236,6 +236,86 @@ fn a_failed_multipart_save_or_upload_is_aborted_leaving_no_parts_to_bill() {
     assert_eq!(names, format!("s3://{bucket}/source.bin"), "nothing half-written");
 }
 
+/// Amazon S3 copies at most 5 GiB in one CopyObject: a larger source is refused with `400
+/// InvalidRequest` ("...maximum allowable size for a copy source: 5368709120", AWS's CopyObject
+/// documentation; rclone#2375 and terraform-provider-aws#38102 hit it) and has to be copied in
+/// parts (UploadPartCopy). moto copies any size, so the proxy plays S3's refusal with a 6 MiB
+/// limit (`copy_source_limit`), and a 20 MiB object stands for one over 5 GiB.
+#[test]
+fn a_copy_too_large_for_one_request_is_made_in_parts_keeping_metadata_and_tags() {
+    let moto = Moto::shared();
+    let bucket = "bulk-big-copy";
+    empty_bucket(moto, bucket);
+    let size = 20 * 1024 * 1024 + 123;
+    let spec = serde_json::json!([{
+        "key": "src/over-limit.bin", "size": size, "body": "pattern", "content_type": "application/x-test",
+        "metadata": {"team": "data"}, "tags": {"owner": "ops team", "tier": "a=b+c/d"},
+    }]);
+    moto.harness("put-objects", &["--bucket", bucket, "--objects", &spec.to_string()]);
+    let limit = 6 * 1024 * 1024;
+    let proxy = FaultProxy::start(&moto.endpoint, FaultConfig::default().with_copy_source_limit(limit)).expect("proxy");
+    let work = moto.dir.join("big-copy");
+    std::fs::create_dir_all(&work).unwrap();
+    let via_proxy = |script: &str| -> Vec<serde_json::Value> {
+        let text = ok_in(moto, &proxy.endpoint(), &work, &format!("{script} | to json --raw"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("`{script}` gave no JSON ({e}): {text}"))
+    };
+    let part_copies = |log: &[nuaws_test_servers::LoggedRequest]| -> Vec<Option<u16>> {
+        log.iter().filter(|r| r.method == "PUT" && r.path_and_query.contains("partNumber=")).map(|r| r.status).collect()
+    };
+
+    let copied = via_proxy(&format!("aws s3 cp s3://{bucket}/src/over-limit.bin s3://{bucket}/copy/over-limit.bin"));
+    assert!(copied.len() == 1 && copied[0]["error"].is_null(), "{copied:?}");
+    assert_eq!(copied[0]["size"], size, "{copied:?}");
+    assert_eq!(proxy.stats().copy_refusals, 1, "the one CopyObject was refused");
+    // 20 MiB in parts of at most 6 MiB: four, each within the limit (none refused).
+    assert_eq!(part_copies(&proxy.log()), [Some(200); 4]);
+
+    // `sync` copies the same way.
+    proxy.reset_stats();
+    let synced = via_proxy(&format!("aws s3 sync s3://{bucket}/src/ s3://{bucket}/synced/"));
+    assert!(synced.len() == 1 && synced[0]["error"].is_null() && synced[0]["action"] == "copy", "{synced:?}");
+    assert_eq!((proxy.stats().copy_refusals, part_copies(&proxy.log()).len()), (1, 4));
+    // Replaced only with --force.
+    let refused = via_proxy(&format!("aws s3 cp s3://{bucket}/src/over-limit.bin s3://{bucket}/copy/over-limit.bin"));
+    assert!(refused[0]["error"].as_str().is_some_and(|e| e.contains("already exists")), "{refused:?}");
+    let forced = via_proxy(&format!("aws s3 cp --force s3://{bucket}/src/over-limit.bin s3://{bucket}/copy/over-limit.bin"));
+    assert!(forced[0]["error"].is_null(), "{forced:?}");
+
+    // The bytes, and what CopyObject would have carried over: content type, metadata, tags.
+    let source = std::fs::read(fetch(moto, &work, &format!("s3://{bucket}/src/over-limit.bin"), "source.bin")).unwrap();
+    assert_eq!(source.len(), size);
+    for copy in ["copy", "synced"] {
+        let bytes = std::fs::read(fetch(moto, &work, &format!("s3://{bucket}/{copy}/over-limit.bin"), &format!("{copy}.bin"))).unwrap();
+        assert!(bytes == source, "{copy}/over-limit.bin differs from its source");
+    }
+    let details = moto.harness("list-s3", &["--bucket", bucket, "--details"]);
+    let details = details.as_array().unwrap();
+    assert_eq!(details.len(), 3, "{details:?}");
+    for object in details {
+        assert_eq!(object["content_type"], "application/x-test", "{object}");
+        assert_eq!(object["metadata"], serde_json::json!({"team": "data"}), "{object}");
+        assert_eq!(object["tags"], serde_json::json!({"owner": "ops team", "tier": "a=b+c/d"}), "{object}");
+    }
+
+    // A part refused (as S3 refuses one its policy denies): the copy fails, and its upload is
+    // aborted so no parts are left to be billed for.
+    proxy.set_config(FaultConfig::fail_matching("partNumber=3", 403).with_copy_source_limit(limit)).unwrap();
+    let failed = via_proxy(&format!("aws s3 cp s3://{bucket}/src/over-limit.bin s3://{bucket}/copy/failed.bin"));
+    let error = failed[0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("AccessDenied"), "{failed:?}");
+    let left = ok(moto, &format!("aws s3 du s3://{bucket} --uploads | where version == 'incomplete upload' | length"));
+    assert_eq!(left, "0", "no incomplete upload left to bill");
+    let names = ok(moto, &format!("aws s3 ls s3://{bucket}/copy/ --no-cache | get name | str join ' '"));
+    assert_eq!(names, format!("s3://{bucket}/copy/over-limit.bin"), "nothing half-copied");
+}
+
+/// Downloads `url` into `cwd/name` (straight from moto) and says where.
+fn fetch(moto: &Moto, cwd: &Path, url: &str, name: &str) -> std::path::PathBuf {
+    ok_in(moto, &moto.endpoint, cwd, &format!("aws s3 cp --force {url} {name} | ignore"));
+    cwd.join(name)
+}
+
 #[test]
 fn cp_round_trips_a_directory_with_a_multipart_file() {
     let moto = Moto::shared();
@@ -281,6 +361,10 @@ fn cp_round_trips_a_directory_with_a_multipart_file() {
     // Within S3.
     let copied = json_in(moto, &work, "aws s3 cp -R s3://bulk-cp/up/nested/ s3://bulk-cp/copy/ | where error == null | length");
     assert_eq!(copied, 41);
+    let again = json_in(moto, &work, "aws s3 cp -R s3://bulk-cp/up/nested/ s3://bulk-cp/copy/ | where error =~ 'already exists' | length");
+    assert_eq!(again, 41, "no object is replaced without --force");
+    let forced = json_in(moto, &work, "aws s3 cp -R --force s3://bulk-cp/up/nested/ s3://bulk-cp/copy/ | where error == null | length");
+    assert_eq!(forced, 41);
     assert_eq!(ok_in(moto, &moto.endpoint, &work, "aws s3 open s3://bulk-cp/copy/deeper/data.json | get a"), "1");
 }
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import io
 import json
 import logging
@@ -581,6 +582,14 @@ def cmd_list_s3(args: argparse.Namespace) -> int:
                     "checksum_algorithm": obj.get("ChecksumAlgorithm"),
                 }
             )
+    if args.details:
+        # What a copy has to carry over besides the bytes.
+        for o in objects:
+            head = s3.head_object(Bucket=args.bucket, Key=o["key"])
+            o["content_type"] = head.get("ContentType")
+            o["metadata"] = head.get("Metadata", {})
+            tags = s3.get_object_tagging(Bucket=args.bucket, Key=o["key"])["TagSet"]
+            o["tags"] = {t["Key"]: t["Value"] for t in tags}
     if args.checksums:
         # What S3 keeps (HEAD with checksum mode on), and the CRC64NVME of the body computed
         # here (for objects up to 1 MiB without awscrt).
@@ -594,6 +603,13 @@ def cmd_list_s3(args: argparse.Namespace) -> int:
     objects.sort(key=lambda o: o["key"])
     _emit(objects)
     return 0
+
+
+def _pattern(size: int) -> bytes:
+    """`size` bytes in which no two 32-byte blocks are alike (SHA-256 of a counter), so a copy
+    with a part misplaced or repeated differs from its source."""
+    blocks = (size + 31) // 32
+    return b"".join(hashlib.sha256(i.to_bytes(8, "big")).digest() for i in range(blocks))[:size]
 
 
 def cmd_put_objects(args: argparse.Namespace) -> int:
@@ -625,7 +641,14 @@ def cmd_put_objects(args: argparse.Namespace) -> int:
                 s3.upload_part(Bucket=args.bucket, Key=spec["key"], UploadId=upload["UploadId"], PartNumber=number, Body=b"p" * size)
             continue
         extra = {"StorageClass": spec["storage_class"]} if spec.get("storage_class") else {}
-        s3.put_object(Bucket=args.bucket, Key=spec["key"], Body=b"x" * spec["size"], **extra)
+        if spec.get("content_type"):
+            extra["ContentType"] = spec["content_type"]
+        if spec.get("metadata"):
+            extra["Metadata"] = spec["metadata"]
+        if spec.get("tags"):
+            extra["Tagging"] = urllib.parse.urlencode(spec["tags"])
+        body = _pattern(spec["size"]) if spec.get("body") == "pattern" else b"x" * spec["size"]
+        s3.put_object(Bucket=args.bucket, Key=spec["key"], Body=body, **extra)
     _emit({"bucket": args.bucket, "objects": len(specs)})
     return 0
 
@@ -1102,12 +1125,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--bucket", required=True)
     sp.add_argument("--prefix", default="")
     sp.add_argument("--checksums", action="store_true", help="also each object's checksum as S3 keeps it, and its CRC64NVME computed here")
+    sp.add_argument("--details", action="store_true", help="also each object's content type, user metadata and tags")
     sp.set_defaults(func=cmd_list_s3)
 
     sp = sub.add_parser("put-objects", help="put objects with chosen keys, sizes, storage classes")
     with_endpoint(sp)
     sp.add_argument("--bucket", required=True)
-    sp.add_argument("--objects", required=True, help='JSON: [{"key": .., "size": .., "storage_class": ..}], {"key": .., "delete": true}, or {"key": .., "parts": [sizes]} (an incomplete upload)')
+    sp.add_argument("--objects", required=True, help='JSON: [{"key": .., "size": .., "storage_class": .., "content_type": .., "metadata": {..}, "tags": {..}, "body": "pattern"}], {"key": .., "delete": true}, or {"key": .., "parts": [sizes]} (an incomplete upload)')
     sp.add_argument("--versioned", action="store_true", help="turn versioning on first")
     sp.set_defaults(func=cmd_put_objects)
 

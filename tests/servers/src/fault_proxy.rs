@@ -113,6 +113,15 @@ pub struct FaultConfig {
     /// buckets do not return results in lexicographical order) and as some S3-compatible
     /// endpoints do; for testing that a client does not take a listing's order on trust.
     pub unordered_listings: BTreeSet<String>,
+    /// The largest copy source S3 copies in one request, for S3 requests that copy
+    /// (`x-amz-copy-source`): Amazon S3 refuses a CopyObject whose source is over 5 GiB with
+    /// `400 InvalidRequest` ("The specified copy source is larger than the maximum allowable size
+    /// for a copy source: 5368709120"; AWS's CopyObject documentation), and takes larger objects
+    /// only as a multipart copy whose UploadPartCopy ranges are each within it. The proxy plays
+    /// that with this lower limit (finding the source's size with a HEAD to the upstream) so a test
+    /// needs no 5 GiB object; an UploadPartCopy whose range is over it is refused the same way.
+    /// `None` (the default): off, as moto copies any size.
+    pub copy_source_limit: Option<u64>,
 }
 
 /// Which kind of S3 endpoint the proxy plays when a request reaches the wrong region.
@@ -173,6 +182,7 @@ impl Default for FaultConfig {
             redirect_loops: BTreeSet::new(),
             disabled_regions: BTreeSet::new(),
             unordered_listings: BTreeSet::new(),
+            copy_source_limit: None,
         }
     }
 }
@@ -284,6 +294,12 @@ impl FaultConfig {
         self
     }
 
+    /// Copies of sources over `limit` bytes are refused (see `copy_source_limit`).
+    pub fn with_copy_source_limit(mut self, limit: u64) -> FaultConfig {
+        self.copy_source_limit = Some(limit);
+        self
+    }
+
     /// Checks the values a caller could get wrong; the proxy refuses such a config rather than
     /// guessing what was meant.
     pub fn validate(&self) -> Result<(), String> {
@@ -346,6 +362,7 @@ impl FaultConfig {
             "redirect_loops": self.redirect_loops,
             "disabled_regions": self.disabled_regions,
             "unordered_listings": self.unordered_listings,
+            "copy_source_limit": self.copy_source_limit,
         })
     }
 
@@ -353,7 +370,7 @@ impl FaultConfig {
     /// posted config replaces the previous one entirely; unknown fields are an error, to catch typos.
     pub fn from_json(value: &Value) -> Result<FaultConfig, String> {
         let object = value.as_object().ok_or("the config must be a JSON object")?;
-        const FIELDS: [&str; 16] = [
+        const FIELDS: [&str; 17] = [
             "latency_ms",
             "throttle_rate",
             "throttle_burst",
@@ -370,6 +387,7 @@ impl FaultConfig {
             "redirect_loops",
             "disabled_regions",
             "unordered_listings",
+            "copy_source_limit",
         ];
         if let Some(unknown) = object.keys().find(|key| !FIELDS.contains(&key.as_str())) {
             return Err(format!(
@@ -452,6 +470,7 @@ impl FaultConfig {
             redirect_loops,
             disabled_regions,
             unordered_listings,
+            copy_source_limit: whole("copy_source_limit")?,
         };
         config.validate()?;
         Ok(config)
@@ -500,6 +519,8 @@ pub struct ProxyStats {
     pub region_errors: u64,
     /// `GetBucketLocation` requests the proxy answered itself (`bucket_regions`).
     pub bucket_locations: u64,
+    /// Copies refused as larger than `copy_source_limit`.
+    pub copy_refusals: u64,
     /// Requests received and not finished yet: waiting out latency, forwarded, or sending their body.
     pub in_flight: u64,
     pub peak_in_flight: u64,
@@ -518,6 +539,7 @@ impl ProxyStats {
             "upstream_errors": self.upstream_errors,
             "region_errors": self.region_errors,
             "bucket_locations": self.bucket_locations,
+            "copy_refusals": self.copy_refusals,
             "in_flight": self.in_flight,
             "peak_in_flight": self.peak_in_flight,
         })
@@ -669,6 +691,7 @@ struct Counters {
     upstream_errors: AtomicU64,
     region_errors: AtomicU64,
     bucket_locations: AtomicU64,
+    copy_refusals: AtomicU64,
     in_flight: AtomicUsize,
     peak_in_flight: AtomicUsize,
 }
@@ -687,6 +710,7 @@ impl Counters {
             upstream_errors: load(&self.upstream_errors),
             region_errors: load(&self.region_errors),
             bucket_locations: load(&self.bucket_locations),
+            copy_refusals: load(&self.copy_refusals),
             in_flight: self.in_flight.load(Ordering::SeqCst) as u64,
             peak_in_flight: self.peak_in_flight.load(Ordering::SeqCst) as u64,
         }
@@ -1456,8 +1480,64 @@ impl ProxyShared {
             self.counters.bucket_locations.fetch_add(1, Ordering::SeqCst);
             return Ok(bucket_location(region, request_id));
         }
+        if let Some(refusal) = self.refuse_large_copy(&request, request_id).await {
+            self.counters.copy_refusals.fetch_add(1, Ordering::SeqCst);
+            return Ok(refusal);
+        }
         let response = self.forward(request).await?;
         self.apply_region_plan(plan, response).await
+    }
+
+    /// S3's refusal of a copy over `copy_source_limit` (see there), or `None` to forward it. The
+    /// size copied is the UploadPartCopy's range, else the whole source, whose size a HEAD to the
+    /// upstream finds (with the copy's own Authorization: moto checks no signatures, but reads
+    /// the service from it). A source the HEAD cannot find
+    /// is left to the upstream to refuse.
+    async fn refuse_large_copy<B>(&self, request: &Request<B>, request_id: &str) -> Option<Response<ResponseBody>> {
+        let limit = lock(&self.faults).config.copy_source_limit?;
+        if request.method() != Method::PUT {
+            return None;
+        }
+        let header_text = |name: &str| request.headers().get(name).and_then(|value| value.to_str().ok());
+        let source = header_text("x-amz-copy-source")?;
+        let range = header_text("x-amz-copy-source-range").and_then(|range| {
+            let (first, last) = range.strip_prefix("bytes=")?.split_once('-')?;
+            let (first, last) = (first.trim().parse::<u64>().ok()?, last.trim().parse::<u64>().ok()?);
+            last.checked_sub(first)?.checked_add(1)
+        });
+        let size = match range {
+            Some(size) => size,
+            None => {
+                let path = format!("/{}", source.trim_start_matches('/'));
+                let uri = Uri::builder()
+                    .scheme("http")
+                    .authority(self.upstream.authority().cloned()?)
+                    .path_and_query(path)
+                    .build()
+                    .ok()?;
+                let mut head = Request::head(uri).body(empty_body()).ok()?;
+                // moto tells the service a request is for by its credential scope.
+                if let Some(authorization) = request.headers().get(header::AUTHORIZATION) {
+                    head.headers_mut().insert(header::AUTHORIZATION, authorization.clone());
+                }
+                let answer = self.client.request(head).await.ok()?;
+                if answer.status() != StatusCode::OK {
+                    return None;
+                }
+                answer.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()?
+            }
+        };
+        if size <= limit {
+            return None;
+        }
+        let what = if range.is_some() { "copy range" } else { "copy source" };
+        Some(Service::S3.error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            &format!("The specified {what} is larger than the maximum allowable size for a copy source: {limit}"),
+            request_id,
+            false,
+        ))
     }
 
     async fn forward(&self, request: Request<ResponseBody>) -> Result<Response<Incoming>, BoxError> {
@@ -1527,6 +1607,7 @@ impl ProxyShared {
             &counters.upstream_errors,
             &counters.region_errors,
             &counters.bucket_locations,
+            &counters.copy_refusals,
         ] {
             counter.store(0, Ordering::SeqCst);
         }

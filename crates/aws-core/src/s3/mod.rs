@@ -2,7 +2,8 @@
 //! rows ([`list`]; recursive ones partitioned into key ranges listed at once, [`partition`]), the planner of `sync` ([`sync`]) over a local walk in key order ([`walk`]) or a listing
 //! sorted on disk ([`sort`]),
 //! the aggregation of `du` ([`du`]) and the incomplete multipart uploads it counts ([`uploads`]), single-object operations: head, get, put, batched delete ([`object`]),
-//! whole-object transfers as futures for the request engine ([`transfer`]) with the checksums
+//! whole-object transfers as futures for the request engine ([`transfer`]) and server-side
+//! copies ([`copy`]), with the checksums
 //! they carry ([`checksum`]), bucket tags and
 //! locations ([`tagging`]), and the routing of every request about a bucket to the bucket's
 //! region ([`route`]).
@@ -11,6 +12,7 @@
 //! of object contents (the shell decides what a `.json` is).
 
 pub mod checksum;
+pub mod copy;
 pub mod du;
 pub mod list;
 pub mod list_xml;

@@ -860,7 +860,7 @@ pub async fn execute(router: BucketRouter, hashes: HashCache, mut step: Step, so
         Action::Copy => {
             let from = source.url_of(&step.key).ok_or_else(|| missing("URL", &step.key))?;
             let to = dest.url_of(&step.key).ok_or_else(|| missing("URL", &step.key))?;
-            crate::s3::transfer::copy_object(router, from, to).await?;
+            crate::s3::copy::copy_object(router, from, to, true).await?;
         }
     }
     Ok(step)

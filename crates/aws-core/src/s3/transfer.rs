@@ -1,15 +1,16 @@
 //! Whole-object transfers as futures, for the request engine to run many at once: a local file
 //! uploaded (multipart above [`PART_SIZE`], parts sent a few at a time, read straight from the
 //! file so memory stays at a few parts), an object downloaded to a local file, and an object
-//! read into memory. Uploads and copies carry a full-object CRC64NVME ([`checksum`]), multipart
-//! ones too (each part's, and the whole object's combined from them for S3 to check).
+//! read into memory. Uploads carry a full-object CRC64NVME ([`checksum`]), multipart ones too
+//! (each part's, and the whole object's combined from them for S3 to check).
 //!
 //! A download never leaves a half-written file under the destination's name: it goes to a
 //! temporary file beside it, renamed into place when complete. Without `overwrite`, an existing
 //! file is never replaced (the final step is a hard link, which fails if the name exists, so a
 //! file created meanwhile is safe too).
 //!
-//! Not here: walking directories or listing prefixes (the caller decides which pairs to copy).
+//! Not here: walking directories or listing prefixes (the caller decides which pairs to copy),
+//! or copies within S3 ([`super::copy`]).
 
 use std::path::{Path, PathBuf};
 
@@ -70,7 +71,7 @@ pub fn content_type_for(path: &Path) -> Option<&'static str> {
     })
 }
 
-fn copied_row(source: String, destination: String, size: u64, etag: Option<&str>) -> Row {
+pub(crate) fn copied_row(source: String, destination: String, size: u64, etag: Option<&str>) -> Row {
     Row::new()
         .with("source", Field::Text(source))
         .with("destination", Field::Text(destination))
@@ -78,7 +79,7 @@ fn copied_row(source: String, destination: String, size: u64, etag: Option<&str>
         .with("etag", Field::text(etag.map(unquote_etag)))
 }
 
-fn object_exists(op: &str, url: &S3Url) -> AwsError {
+pub(crate) fn object_exists(op: &str, url: &S3Url) -> AwsError {
     AwsError::new(ErrorKind::InvalidInput, op, format!("{url} already exists (pass --force to replace it)")).with_code("ObjectExists")
 }
 
@@ -319,42 +320,6 @@ pub async fn read_object(router: BucketRouter, url: S3Url) -> Result<(Bytes, Opt
     Ok((data.freeze(), content_type))
 }
 
-/// Copies an object within S3 (server side, up to 5 GiB), also between regions: the request
-/// goes to the destination bucket's region, which fetches the source itself.
-pub async fn copy_object(router: BucketRouter, from: S3Url, to: S3Url) -> Result<Row, AwsError> {
-    let op = "S3 CopyObject";
-    // The copy source is `bucket/key`, URL-encoded except for the separating slashes.
-    let source = format!("{}/{}", from.bucket, encode_key(&from.key));
-    let out = router
-        .call(&to.bucket, |client| {
-            // S3 computes the copy's own CRC64NVME (a copy of a multipart object is one part).
-            let call = client.copy_object().bucket(&to.bucket).key(&to.key).copy_source(&source).set_checksum_algorithm(checksum::for_uploads(&client));
-            async move { call.send().await.map_err(|e| AwsError::from_sdk(op, e)) }
-        })
-        .await?;
-    let etag = out.copy_object_result().and_then(|r| r.e_tag());
-    let size = head_object_with(router, to.clone())
-        .await
-        .ok()
-        .and_then(|h| match h.get("size") {
-            Some(Field::Bytes(n)) => Some(*n),
-            _ => None,
-        })
-        .unwrap_or(0);
-    Ok(copied_row(from.to_string(), to.to_string(), size, etag))
-}
-
-fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,12 +330,6 @@ mod tests {
         assert_eq!(content_type_for(Path::new("x.csv")), Some("text/csv"));
         assert_eq!(content_type_for(Path::new("noext")), None);
         assert_eq!(content_type_for(Path::new("x.weird")), None);
-    }
-
-    #[test]
-    fn copy_sources_are_encoded_but_keep_slashes() {
-        assert_eq!(encode_key("a b/c+d.txt"), "a%20b/c%2Bd.txt");
-        assert_eq!(encode_key("plain/key-1.json"), "plain/key-1.json");
     }
 
     #[test]

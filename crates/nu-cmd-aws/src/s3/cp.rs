@@ -5,14 +5,15 @@
 //! What to copy is enumerated lazily (a directory walk, or a listing streamed page by page), so
 //! copying a million objects holds only the engine's window in memory. Nothing is overwritten
 //! without `--force`: not a local file (downloads land under a temporary name and are linked
-//! into place), not an S3 object (a conditional put).
+//! into place), not an S3 object (checked first, and a conditional put or copy).
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use aws_core::engine::{Engine, FailureMode, Lane, Request};
 use aws_core::s3::S3Url;
-use aws_core::s3::transfer::{copy_object, download_object, upload_file};
+use aws_core::s3::copy::copy_object;
+use aws_core::s3::transfer::{download_object, upload_file};
 use nu_engine::command_prelude::*;
 use nu_protocol::shell_error::generic::GenericError;
 
@@ -47,7 +48,7 @@ impl Command for S3Cp {
     }
 
     fn extra_description(&self) -> &str {
-        "Either side may be local or s3://. A destination ending in / (or an existing directory) receives the source's name. With --recursive, every file below a directory or object below a prefix is copied, keeping relative paths. Existing destinations are never replaced without --force. Each object gets a row {source, destination, size, etag, error}; a failure is that object's row, unless --fail-fast."
+        "Either side may be local or s3://. A destination ending in / (or an existing directory) receives the source's name. With --recursive, every file below a directory or object below a prefix is copied, keeping relative paths. Existing destinations are never replaced without --force. Within S3 the copy is server side, the bytes never passing through this machine: objects over 5 GiB (S3's limit for one copy) are copied in parts, keeping their content type, metadata and tags. Each object gets a row {source, destination, size, etag, error}; a failure is that object's row, unless --fail-fast."
     }
 
     fn search_terms(&self) -> Vec<&str> {
@@ -118,7 +119,7 @@ impl Command for S3Cp {
                 match transfer {
                     Transfer::Upload { from, to } => upload_file(router, from, to, force).await,
                     Transfer::Download { from, to } => download_object(router, from, to, force).await,
-                    Transfer::Copy { from, to } => copy_object(router, from, to).await,
+                    Transfer::Copy { from, to } => copy_object(router, from, to, force).await,
                 }
             })
         };
