@@ -16,14 +16,14 @@
 //! machine ([`super::transfer`]).
 
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::CompletedPart;
 
 use crate::error::{AwsError, ErrorKind};
 use crate::row::Row;
 use crate::s3::checksum;
 use crate::s3::route::BucketRouter;
-use crate::s3::object::head_object_with;
-use crate::s3::transfer::{copied_row, full_object_crc, object_exists};
+use crate::s3::transfer::copied_row;
+use crate::s3::write::{abort_upload, complete_upload, exists_if_precondition_failed, refuse_existing};
 use crate::s3::url::S3Url;
 
 /// The largest source one CopyObject may have on Amazon S3 (5 GiB), and the largest part of a
@@ -99,11 +99,7 @@ pub fn refused_as_too_large(err: &AwsError) -> Option<u64> {
 /// on S3 too.
 pub async fn copy_object(router: BucketRouter, from: S3Url, to: S3Url, overwrite: bool) -> Result<Row, AwsError> {
     if !overwrite {
-        match head_object_with(router.clone(), to.clone()).await {
-            Ok(_) => return Err(object_exists("S3 CopyObject", &to)),
-            Err(err) if err.kind != ErrorKind::NotFound => return Err(err),
-            Err(_) => {}
-        }
+        refuse_existing(&router, &to, "S3 CopyObject").await?;
     }
     let source = head_source(&router, &from).await?;
     let size = source.content_length().unwrap_or(0).max(0) as u64;
@@ -170,7 +166,7 @@ async fn copy_whole(router: &BucketRouter, from: &S3Url, to: &S3Url, overwrite: 
             async move { call.send().await.map_err(|e| AwsError::from_sdk(op, e)) }
         })
         .await
-        .map_err(|e| if e.code.as_deref() == Some("PreconditionFailed") { object_exists(op, to) } else { e })?;
+        .map_err(exists_if_precondition_failed(op, to))?;
     Ok(out.copy_object_result().and_then(|r| r.e_tag()).map(str::to_string))
 }
 
@@ -212,8 +208,7 @@ async fn copy_in_parts(
     let upload_id = created.upload_id().unwrap_or_default().to_string();
     let result = copy_parts(&client, from, to, source.e_tag(), &upload_id, plan.ranges(size), overwrite).await;
     if result.is_err() {
-        // Leave no orphaned parts to be billed for; the original error is what matters.
-        let _ = client.abort_multipart_upload().bucket(&to.bucket).key(&to.key).upload_id(&upload_id).send().await;
+        abort_upload(&client, to, &upload_id).await;
     }
     result
 }
@@ -299,24 +294,7 @@ async fn copy_parts(
         while running.join_next().await.is_some() {}
         return Err(failed);
     }
-    done.sort_by_key(|(p, _)| p.part_number());
-    // The whole object's CRC64NVME from the parts' when S3 sent them, for S3 to check.
-    let whole = full_object_crc(&done);
-    let op = "S3 CompleteMultipartUpload";
-    let out = client
-        .complete_multipart_upload()
-        .bucket(&to.bucket)
-        .key(&to.key)
-        .upload_id(upload_id)
-        .set_if_none_match((!overwrite).then(|| "*".to_string()))
-        .set_checksum_type(whole.as_ref().and(checksum::multipart_type(client)))
-        .set_checksum_crc64_nvme(whole)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done.into_iter().map(|(p, _)| p).collect())).build())
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk(op, e))
-        .map_err(|e| if e.code.as_deref() == Some("PreconditionFailed") { object_exists(op, to) } else { e })?;
-    Ok(out.e_tag().map(str::to_string))
+    complete_upload(client, to, upload_id, done, overwrite).await
 }
 
 /// The copy source header: `bucket/key`, URL-encoded except for the separating slashes.

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_sdk_s3::types::{CompletedPart, Delete, ObjectIdentifier};
 use bytes::Bytes;
 
 use crate::error::{AwsError, ErrorKind};
@@ -224,32 +224,12 @@ fn put_multipart(
             part = read_part(reader, PART_SIZE).map_err(|e| io_error(op, e))?;
         }
         let op = "S3 CompleteMultipartUpload";
-        let done = block_on(
-            interrupt,
-            client
-                .complete_multipart_upload()
-                .bucket(&url.bucket)
-                .key(&url.key)
-                .upload_id(&upload_id)
-                .set_checksum_type(crate::s3::checksum::multipart_type(&client))
-                .set_checksum_crc64_nvme(crate::s3::transfer::full_object_crc(&parts))
-                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts.into_iter().map(|(p, _)| p).collect())).build())
-                .send(),
-        )
-        .map_err(interrupted(op))?
-        .map_err(|e| AwsError::from_sdk(op, e))?;
-        Ok(uploaded_row(url, size, done.e_tag()))
+        let etag = block_on(interrupt, crate::s3::write::complete_upload(client, url, &upload_id, parts, true)).map_err(interrupted(op))??;
+        Ok(uploaded_row(url, size, etag.as_deref()))
     })();
 
     if result.is_err() {
-        // Leave no orphaned parts to be billed for; the original error is what the user needs.
-        let abort = client
-            .abort_multipart_upload()
-            .bucket(&url.bucket)
-            .key(&url.key)
-            .upload_id(&upload_id)
-            .send();
-        let _ = block_on(&crate::runtime::NoInterrupt, abort);
+        block_on(&crate::runtime::NoInterrupt, crate::s3::write::abort_upload(client, url, &upload_id)).ok();
     }
     result
 }

@@ -15,16 +15,17 @@
 use std::path::{Path, PathBuf};
 
 use aws_sdk_s3::primitives::{ByteStream, Length};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::CompletedPart;
 pub use bytes::Bytes;
 
 use crate::error::{AwsError, ErrorKind};
 use crate::row::{Field, Row};
 use crate::s3::checksum;
 use crate::s3::list::unquote_etag;
-use crate::s3::object::{PART_SIZE, head_object_with};
+use crate::s3::object::PART_SIZE;
 use crate::s3::route::BucketRouter;
 use crate::s3::url::S3Url;
+use crate::s3::write::{abort_upload, complete_upload, exists_if_precondition_failed, refuse_existing};
 
 /// Parts of one multipart upload sent at once.
 const PARTS_AT_ONCE: usize = 4;
@@ -79,13 +80,9 @@ pub(crate) fn copied_row(source: String, destination: String, size: u64, etag: O
         .with("etag", Field::text(etag.map(unquote_etag)))
 }
 
-pub(crate) fn object_exists(op: &str, url: &S3Url) -> AwsError {
-    AwsError::new(ErrorKind::InvalidInput, op, format!("{url} already exists (pass --force to replace it)")).with_code("ObjectExists")
-}
-
 /// Uploads the file at `path` to `url`: `source`, `destination`, `size`, `etag`. Without
 /// `overwrite`, an existing object is left alone (a conditional put, so one written meanwhile is
-/// safe too; a multipart upload checks first).
+/// safe too; a multipart upload checks first as well, then completes on the same condition).
 pub async fn upload_file(router: BucketRouter, path: PathBuf, url: S3Url, overwrite: bool) -> Result<Row, AwsError> {
     let op = "S3 PutObject";
     let size = tokio::fs::metadata(&path)
@@ -115,15 +112,11 @@ pub async fn upload_file(router: BucketRouter, path: PathBuf, url: S3Url, overwr
                 }
             })
             .await
-            .map_err(|e| if e.code.as_deref() == Some("PreconditionFailed") { object_exists(op, &url) } else { e })?;
+            .map_err(exists_if_precondition_failed(op, &url))?;
         return Ok(copied_row(source, url.to_string(), size, out.e_tag()));
     }
     if !overwrite {
-        match head_object_with(router.clone(), url.clone()).await {
-            Ok(_) => return Err(object_exists(op, &url)),
-            Err(err) if err.kind != ErrorKind::NotFound => return Err(err),
-            Err(_) => {}
-        }
+        refuse_existing(&router, &url, op).await?;
     }
     let op = "S3 CreateMultipartUpload";
     let created = router
@@ -141,18 +134,11 @@ pub async fn upload_file(router: BucketRouter, path: PathBuf, url: S3Url, overwr
     // The create found the bucket's region: the parts go there.
     let client = router.client_for(&url.bucket);
     let upload_id = created.upload_id().unwrap_or_default().to_string();
-    let result = upload_parts(&client, &path, &url, &upload_id, size).await;
+    let result = upload_parts(&client, &path, &url, &upload_id, size, overwrite).await;
     match result {
         Ok(etag) => Ok(copied_row(source, url.to_string(), size, etag.as_deref())),
         Err(err) => {
-            // Leave no orphaned parts to be billed for; the original error is what matters.
-            let _ = client
-                .abort_multipart_upload()
-                .bucket(&url.bucket)
-                .key(&url.key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
+            abort_upload(&client, &url, &upload_id).await;
             Err(err)
         }
     }
@@ -165,6 +151,7 @@ async fn upload_parts(
     url: &S3Url,
     upload_id: &str,
     size: u64,
+    overwrite: bool,
 ) -> Result<Option<String>, AwsError> {
     let parts = size.div_ceil(PART_SIZE as u64);
     let mut running = tokio::task::JoinSet::new();
@@ -213,33 +200,7 @@ async fn upload_parts(
         }
     }
     // Dropping `running` on an early return aborts the other parts.
-    done.sort_by_key(|(p, _)| p.part_number());
-    // The whole object's CRC64NVME, from the parts' (as S3 sent them back), for S3 to check.
-    let whole = full_object_crc(&done);
-    let op = "S3 CompleteMultipartUpload";
-    let out = client
-        .complete_multipart_upload()
-        .bucket(&url.bucket)
-        .key(&url.key)
-        .upload_id(upload_id)
-        .set_checksum_type(checksum::multipart_type(&client))
-        .set_checksum_crc64_nvme(whole)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done.into_iter().map(|(p, _)| p).collect())).build())
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk(op, e))?;
-    Ok(out.e_tag().map(str::to_string))
-}
-
-/// The full-object CRC64NVME of parts in order, each with its length, in S3's wire form; `None`
-/// if a part came back without one.
-pub(crate) fn full_object_crc(parts: &[(CompletedPart, u64)]) -> Option<String> {
-    let mut whole: Option<u64> = None;
-    for (part, length) in parts {
-        let crc = checksum::decode_crc64(part.checksum_crc64_nvme()?)?;
-        whole = Some(whole.map_or(crc, |w| checksum::crc64nvme_combine(w, crc, *length)));
-    }
-    whole.map(checksum::encode_crc64)
+    complete_upload(client, url, upload_id, done, overwrite).await
 }
 
 /// A temporary name beside `dest`, unique to this process and download.
