@@ -1491,8 +1491,8 @@ impl ProxyShared {
     /// S3's refusal of a copy over `copy_source_limit` (see there), or `None` to forward it. The
     /// size copied is the UploadPartCopy's range, else the whole source, whose size a HEAD to the
     /// upstream finds (with the copy's own Authorization: moto checks no signatures, but reads
-    /// the service from it). A source the HEAD cannot find
-    /// is left to the upstream to refuse.
+    /// the service from it). A source the HEAD cannot find is left to the upstream to refuse.
+    /// S3's wording for an over-large part is not documented; the proxy's follows CopyObject's.
     async fn refuse_large_copy<B>(&self, request: &Request<B>, request_id: &str) -> Option<Response<ResponseBody>> {
         let limit = lock(&self.faults).config.copy_source_limit?;
         if request.method() != Method::PUT {

@@ -214,8 +214,8 @@ async fn copy_in_parts(
 }
 
 /// The source's tags in the form of the `x-amz-tagging` header (`k=v&k2=v2`, URL-encoded), or
-/// `None` without tags. A source whose tags may not be read is copied without them, as the AWS
-/// CLI does, rather than not at all.
+/// `None` without tags. Reading them is a permission of its own (`s3:GetObjectTagging`); a
+/// caller who may read the object but not its tags gets the copy without them rather than none.
 async fn source_tags(router: &BucketRouter, from: &S3Url) -> Result<Option<String>, AwsError> {
     let op = "S3 GetObjectTagging";
     let answer = router
