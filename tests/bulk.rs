@@ -541,7 +541,8 @@ fn fail_fast_stops_at_the_first_failure_and_leaves_no_request_running() {
         .filter(|r| r.status.is_some() && r.finished > failed_at + Duration::from_millis(200))
         .collect();
     assert!(completed_after.is_empty(), "{} requests ran on after the failure: {completed_after:?}", completed_after.len());
-    // Slots are FIFO, so the failing key (the 21st) is sent among the first requests.
+    // Requests go out in input order (the feeder takes each item's first slot), so the failing
+    // key (the 21st) is sent among the first requests.
     let sent_before = log.iter().filter(|r| r.received < failure.received).count();
     let peak = proxy.stats().peak_in_flight;
     assert!(

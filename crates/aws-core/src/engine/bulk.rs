@@ -4,6 +4,10 @@
 //! - Items are pulled from the caller's iterator on a feeder thread only when there is room, so a
 //!   million-key input costs memory for the requests in flight and the answers not yet consumed,
 //!   never for the input: at most `window` items are between "pulled" and "handed out".
+//! - Requests are sent in input order: the feeder takes each item's first limiter slot itself,
+//!   before its task exists, so no later item can overtake it (a task waiting for its slot is
+//!   polled whenever a worker gets to it), and a retry waits behind at most the feeder's one
+//!   item, not behind every item pulled so far.
 //! - Answers come out in completion order, or in input order with `ordered` (held back until
 //!   their turn, within the same window).
 //! - Throttling, timeouts and transient network or 5xx failures are retried by the job itself
@@ -416,16 +420,17 @@ impl Feeder {
                 _ => break,                        // cancelled
             }
             let Some(item) = items.next() else { break };
-            if cancelled() {
+            if cancelled() || !self.spawn_item(index, item, &request, &tx) {
                 break;
             }
-            self.spawn_item(index, item, &request, &tx);
             index += 1;
         }
         *self.total.lock().unwrap_or_else(|e| e.into_inner()) = Some(index);
     }
 
-    fn spawn_item<I, T, F, Fut>(&self, index: u64, item: I, request: &Arc<F>, tx: &mpsc::UnboundedSender<Outcome<I, T>>)
+    /// Answers `item` at once or starts its task; false if the job was cancelled meanwhile (the
+    /// item is then not run).
+    fn spawn_item<I, T, F, Fut>(&self, index: u64, item: I, request: &Arc<F>, tx: &mpsc::UnboundedSender<Outcome<I, T>>) -> bool
     where
         I: Clone + Send + 'static,
         T: Send + 'static,
@@ -446,9 +451,18 @@ impl Feeder {
                     result,
                     attempts: 0,
                 });
-                return;
+                return true;
             }
             Request::Send(fut) => fut,
+        };
+        // The first attempt's slot, taken here in input order (see the module's doc).
+        let cancelled = || shared.cancelled.load(Ordering::SeqCst);
+        let first_permit = match block_on(&cancelled, limiter.acquire()) {
+            Ok(permit) if !cancelled() => permit,
+            _ => {
+                progress.started.fetch_sub(1, Ordering::Relaxed);
+                return false;
+            }
         };
         // Hold the task list's lock across the spawn, so the task cannot finish and unregister
         // before it is registered.
@@ -457,6 +471,7 @@ impl Feeder {
         let task = runtime().spawn(async move {
             let mut attempts = 0;
             let mut next = Some(first);
+            let mut first_permit = Some(first_permit);
             let result = loop {
                 let fut = match next.take() {
                     Some(fut) => fut,
@@ -466,7 +481,10 @@ impl Feeder {
                     },
                 };
                 attempts += 1;
-                let permit = limiter.acquire().await;
+                let permit = match first_permit.take() {
+                    Some(permit) => permit,
+                    None => limiter.acquire().await,
+                };
                 let counted = InFlight::enter(&task_shared.in_flight);
                 let sent = Instant::now();
                 let result = match settings.attempt_timeout {
@@ -505,6 +523,7 @@ impl Feeder {
         } else {
             tasks.insert(index, task.abort_handle());
         }
+        true
     }
 }
 
@@ -596,6 +615,43 @@ mod tests {
         // 3 handed out + a window of 8 (the limiter's max is below it).
         assert!(pulled.load(Ordering::SeqCst) <= 11, "pulled {}", pulled.load(Ordering::SeqCst));
         drop(job);
+    }
+
+    #[test]
+    fn requests_go_out_in_input_order_and_a_retry_waits_behind_no_queue() {
+        // Two at once over 40 items of 5 ms; item 0's first attempt fails as a dropped
+        // connection does. Every attempt notes its item when it starts.
+        let sent = Arc::new(Mutex::new(Vec::<u64>::new()));
+        let log = sent.clone();
+        let attempts = Arc::new(Mutex::new(HashMap::<u64, u32>::new()));
+        let limiter = AdaptiveLimiter::new(LimiterSettings::fixed(2));
+        let settings = JobSettings { base_backoff: Duration::from_millis(1), ..Default::default() };
+        let mut job = BulkJob::start(0..40u64, limiter, settings, move |i| {
+            let n = {
+                let mut attempts = attempts.lock().unwrap();
+                let n = attempts.entry(i).or_default();
+                *n += 1;
+                *n
+            };
+            let log = log.clone();
+            Request::Send(async move {
+                log.lock().unwrap().push(i);
+                if i == 0 && n == 1 {
+                    return Err(AwsError::new(ErrorKind::Network, "test", "connection reset"));
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                Ok(i)
+            })
+        });
+        let out = drain(&mut job);
+        assert!(out.len() == 40 && out.iter().all(|o| o.result.is_ok()), "{out:?}");
+        let sent = sent.lock().unwrap().clone();
+        let firsts: Vec<u64> = sent.iter().copied().filter(|&i| i != 0).collect();
+        assert_eq!(firsts, (1..40).collect::<Vec<_>>(), "first attempts in input order: {sent:?}");
+        // The retry of item 0 waits for one slot behind at most the feeder's next item, not
+        // behind the other 39 (all pulled at once: the window is 128).
+        let retry = sent.iter().rposition(|&i| i == 0).unwrap();
+        assert!(retry <= 4, "the retry was attempt {retry} of {sent:?}");
     }
 
     #[test]
