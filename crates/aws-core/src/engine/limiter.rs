@@ -139,8 +139,8 @@ pub struct AdaptiveLimiter {
     settings: LimiterSettings,
     state: Mutex<State>,
     /// The slots, handed out first come, first served: a FIFO queue, so an item waiting for a
-    /// slot is never overtaken by ones that arrived after it (ordered output and fail-fast both
-    /// depend on early items starting early).
+    /// slot is never overtaken by ones that asked after it (ordered output and fail-fast both
+    /// depend on early items starting early; a bulk job asks in input order, from its feeder).
     slots: Arc<Semaphore>,
 }
 
