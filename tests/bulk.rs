@@ -308,6 +308,24 @@ fn a_copy_too_large_for_one_request_is_made_in_parts_keeping_metadata_and_tags()
     assert_eq!(left, "0", "no incomplete upload left to bill");
     let names = ok(moto, &format!("aws s3 ls s3://{bucket}/copy/ --no-cache | get name | str join ' '"));
     assert_eq!(names, format!("s3://{bucket}/copy/over-limit.bin"), "nothing half-copied");
+
+    // An endpoint whose limit is below S3's smallest part (5 MiB) leaves no way: an error that
+    // says why. A copy refused for another reason fails with that reason, and a source that is
+    // not there is named.
+    let error_of = |script: String| -> String {
+        let rows = via_proxy(&script);
+        rows[0]["error"].as_str().unwrap_or_else(|| panic!("{script}: {rows:?}")).to_string()
+    };
+    proxy.set_config(FaultConfig::default().with_copy_source_limit(4 * 1024 * 1024)).unwrap();
+    let error = error_of(format!("aws s3 cp s3://{bucket}/src/over-limit.bin s3://{bucket}/copy/no-way.bin"));
+    assert!(error.contains("at most 4194304 bytes in one request") && error.contains("5242880 bytes or more"), "{error}");
+    proxy.set_config(FaultConfig::fail_matching("x-id=CopyObject", 403)).unwrap();
+    let error = error_of(format!("aws s3 cp s3://{bucket}/src/over-limit.bin s3://{bucket}/copy/denied.bin"));
+    assert!(error.contains("AccessDenied"), "{error}");
+    let error = error_of(format!("aws s3 cp s3://{bucket}/src/none.bin s3://{bucket}/copy/none.bin"));
+    assert!(error.contains(&format!("s3://{bucket}/src/none.bin: no such object")), "{error}");
+    let names = ok(moto, &format!("aws s3 ls s3://{bucket}/copy/ --no-cache | get name | str join ' '"));
+    assert_eq!(names, format!("s3://{bucket}/copy/over-limit.bin"), "nothing copied by the failures");
 }
 
 /// Downloads `url` into `cwd/name` (straight from moto) and says where.

@@ -124,11 +124,16 @@ pub async fn copy_object(router: BucketRouter, from: S3Url, to: S3Url, overwrite
     Ok(copied_row(from.to_string(), to.to_string(), size, etag.as_deref()))
 }
 
+/// No plan fits: parts of at most `limit` bytes are either below S3's smallest part or too many.
 fn too_large(from: &S3Url, size: u64, limit: u64) -> AwsError {
     AwsError::new(
         ErrorKind::Service,
         "S3 UploadPartCopy",
-        format!("{from}: {size} bytes cannot be copied in {MAX_PARTS} parts of at most {limit} bytes"),
+        format!(
+            "{from}: {size} bytes cannot be copied by the endpoint, which copies at most {limit} bytes in one \
+             request, in parts of at most that size (a multipart upload's parts are {MIN_PART} bytes or more, \
+             at most {MAX_PARTS} of them)"
+        ),
     )
 }
 
@@ -334,6 +339,7 @@ mod tests {
     fn objects_within_the_limit_are_copied_in_one_request() {
         assert_eq!(CopyPlan::for_size(0, COPY_SOURCE_LIMIT), Some(CopyPlan::Single));
         assert_eq!(CopyPlan::for_size(COPY_SOURCE_LIMIT, COPY_SOURCE_LIMIT), Some(CopyPlan::Single));
+        assert_eq!(CopyPlan::Single.ranges(10), [(0, 9)]);
     }
 
     #[test]
