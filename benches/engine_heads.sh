@@ -7,6 +7,8 @@
 # Usage: benches/engine_heads.sh            # 1000 heads, 20 ms, synthetic S3 upstream
 #        N=1000 LATENCY_MS=20 UPSTREAM=moto benches/engine_heads.sh
 #        PROFILE=release benches/engine_heads.sh
+#        BIN_DIR=/some/build/release benches/engine_heads.sh   # binaries already built (an A/B
+#                                                              # of two builds), nothing built
 #
 # The upstream is the synthetic S3 server of tests/servers by default: it answers in microseconds,
 # so what is measured is nuaws and the latency, not the server. UPSTREAM=moto puts the moto server
@@ -21,8 +23,12 @@ PROFILE="${PROFILE:-dev}"
 UPSTREAM="${UPSTREAM:-synthetic}"
 dir_of_profile() { [[ "$PROFILE" == dev ]] && echo debug || echo "$PROFILE"; }
 
-cargo build --profile "$PROFILE" -p nuaws --bin nuaws -p nuaws-test-servers --bin nuaws-test-server >&2
-bin="$CARGO_TARGET_DIR/$(dir_of_profile)"
+if [[ -n "${BIN_DIR:-}" ]]; then
+    bin="$BIN_DIR"
+else
+    cargo build --profile "$PROFILE" -p nuaws --bin nuaws -p nuaws-test-servers --bin nuaws-test-server >&2
+    bin="$CARGO_TARGET_DIR/$(dir_of_profile)"
+fi
 work="$(mktemp -d)"
 cleanup() { kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
