@@ -4,10 +4,11 @@
 //! - Items are pulled from the caller's iterator on a feeder thread only when there is room, so a
 //!   million-key input costs memory for the requests in flight and the answers not yet consumed,
 //!   never for the input: at most `window` items are between "pulled" and "handed out".
-//! - Requests are sent in input order: the feeder takes each item's first limiter slot itself,
-//!   before its task exists, so no later item can overtake it (a task waiting for its slot is
-//!   polled whenever a worker gets to it), and a retry waits behind at most the feeder's one
-//!   item, not behind every item pulled so far.
+//! - Limiter slots go to items in input order: the feeder takes each item's first slot itself,
+//!   before the item's task exists. A task that waited for its slot could be overtaken by any
+//!   number of later ones (it is polled whenever a worker gets to it); now at most the others
+//!   holding a slot can go first. And a retry waits behind at most the feeder's one item, not
+//!   behind every item pulled so far.
 //! - Answers come out in completion order, or in input order with `ordered` (held back until
 //!   their turn, within the same window).
 //! - Throttling, timeouts and transient network or 5xx failures are retried by the job itself
@@ -618,7 +619,7 @@ mod tests {
     }
 
     #[test]
-    fn requests_go_out_in_input_order_and_a_retry_waits_behind_no_queue() {
+    fn slots_go_in_input_order_and_a_retry_waits_behind_no_queue() {
         // Two at once over 40 items of 5 ms; item 0's first attempt fails as a dropped
         // connection does. Every attempt notes its item when it starts.
         let sent = Arc::new(Mutex::new(Vec::<u64>::new()));
@@ -646,8 +647,11 @@ mod tests {
         let out = drain(&mut job);
         assert!(out.len() == 40 && out.iter().all(|o| o.result.is_ok()), "{out:?}");
         let sent = sent.lock().unwrap().clone();
+        // With two slots, an item's first attempt can be passed only by the one other item holding
+        // a slot (two tasks given slots in turn may be polled the other way round).
         let firsts: Vec<u64> = sent.iter().copied().filter(|&i| i != 0).collect();
-        assert_eq!(firsts, (1..40).collect::<Vec<_>>(), "first attempts in input order: {sent:?}");
+        let displaced = firsts.iter().enumerate().filter(|&(at, &i)| (at as u64 + 1).abs_diff(i) > 1).count();
+        assert!(firsts.len() == 39 && displaced == 0, "first attempts out of input order: {sent:?}");
         // The retry of item 0 waits for one slot behind at most the feeder's next item, not
         // behind the other 39 (all pulled at once: the window is 128).
         let retry = sent.iter().rposition(|&i| i == 0).unwrap();
